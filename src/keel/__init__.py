@@ -1,0 +1,122 @@
+"""Keel: a self-hosted, local-first machine-learning platform.
+
+The public SDK is what ``__all__`` lists; everything else is internal. Names are
+loaded on first use so that ``import keel`` (and the ``keel`` command) stay fast.
+
+    import keel
+
+    with keel.start_run(experiment="flights") as run:
+        keel.log_params({"model": "forest", "trees": 50})
+        for epoch in range(10):
+            keel.log_metric("loss", 0.9 ** epoch, step=epoch)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0.dev0"
+
+_EXPORTS = {
+    "start_run": "keel.tracking.sdk",
+    "end_run": "keel.tracking.sdk",
+    "active_run": "keel.tracking.sdk",
+    "log_param": "keel.tracking.sdk",
+    "log_params": "keel.tracking.sdk",
+    "log_metric": "keel.tracking.sdk",
+    "log_metrics": "keel.tracking.sdk",
+    "set_tag": "keel.tracking.sdk",
+    "set_tags": "keel.tracking.sdk",
+    "log_artifact": "keel.tracking.sdk",
+    "log_artifacts": "keel.tracking.sdk",
+    "log_dict": "keel.tracking.sdk",
+    "log_text": "keel.tracking.sdk",
+    "flush": "keel.tracking.sdk",
+    "get_job": "keel.tracking.sdk",
+    "search_jobs": "keel.tracking.sdk",
+    "get_metric_history": "keel.tracking.sdk",
+    "set_workspace": "keel.tracking.sdk",
+    "Run": "keel.tracking.sdk",
+    "Job": "keel.tracking.entities",
+    "JobStatus": "keel.tracking.entities",
+    "MetricPoint": "keel.tracking.entities",
+    "MetricSummary": "keel.tracking.entities",
+    "Experiment": "keel.tracking.entities",
+    "Workspace": "keel.workspace",
+    "KeelError": "keel.errors",
+    "InvalidInput": "keel.errors",
+    "NotFound": "keel.errors",
+    "Conflict": "keel.errors",
+}
+
+__all__ = [
+    "Conflict",
+    "Experiment",
+    "InvalidInput",
+    "Job",
+    "JobStatus",
+    "KeelError",
+    "MetricPoint",
+    "MetricSummary",
+    "NotFound",
+    "Run",
+    "Workspace",
+    "active_run",
+    "end_run",
+    "flush",
+    "get_job",
+    "get_metric_history",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "search_jobs",
+    "set_tag",
+    "set_tags",
+    "set_workspace",
+    "start_run",
+]
+
+if TYPE_CHECKING:
+    from keel.errors import Conflict, InvalidInput, KeelError, NotFound
+    from keel.tracking.entities import Experiment, Job, JobStatus, MetricPoint, MetricSummary
+    from keel.tracking.sdk import (
+        Run,
+        active_run,
+        end_run,
+        flush,
+        get_job,
+        get_metric_history,
+        log_artifact,
+        log_artifacts,
+        log_dict,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        log_text,
+        search_jobs,
+        set_tag,
+        set_tags,
+        set_workspace,
+        start_run,
+    )
+    from keel.workspace import Workspace
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'keel' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

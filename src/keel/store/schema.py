@@ -1,0 +1,182 @@
+"""The metadata schema, one definition for SQLite and PostgreSQL.
+
+Times are integer milliseconds since the epoch (what the MLflow API speaks).
+Metric points refer to keys by integer id so the big table stays narrow; a summary
+row per (job, key) is kept current on every write so that filtering and sorting
+jobs by a metric never reads the history. A NULL metric value means NaN: SQLite
+cannot store NaN, and one convention on both databases keeps the code single.
+
+Alembic migrations in ``keel/store/migrations`` must produce exactly this schema;
+a test compares the two.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# Widest values the tracking API accepts (the same limits MLflow documents).
+NAME_LENGTH = 256
+KEY_LENGTH = 250
+PARAM_VALUE_LENGTH = 6000
+TAG_VALUE_LENGTH = 8000
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(NAME_LENGTH), nullable=False, unique=True),
+    Column("artifact_location", Text, nullable=True),
+    Column("lifecycle_stage", String(32), nullable=False, server_default="active"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+experiment_tags = Table(
+    "experiment_tags",
+    metadata,
+    Column(
+        "experiment_id",
+        Integer,
+        ForeignKey("experiments.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(KEY_LENGTH), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(NAME_LENGTH), nullable=False, unique=True),
+    Column("display_name", String(NAME_LENGTH), nullable=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.id"), nullable=False),
+    Column("parent_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True),
+    Column("type", String(32), nullable=False, server_default="run"),
+    Column("status", String(32), nullable=False),
+    Column("status_reason", Text, nullable=True),
+    Column("description", Text, nullable=True),
+    Column("user_id", String(NAME_LENGTH), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("start_time", BigInteger, nullable=True),
+    Column("end_time", BigInteger, nullable=True),
+    Column("heartbeat_at", BigInteger, nullable=True),
+    Column("hostname", String(NAME_LENGTH), nullable=True),
+    Column("process_id", Integer, nullable=True),
+    Column("lifecycle_stage", String(32), nullable=False, server_default="active"),
+    Column("artifact_location", Text, nullable=False),
+    Index(None, "experiment_id", "start_time"),
+    Index(None, "status", "heartbeat_at"),
+    Index(None, "parent_id"),
+)
+
+job_params = Table(
+    "job_params",
+    metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(KEY_LENGTH), primary_key=True),
+    Column("value", Text, nullable=False),
+    Index(None, "key", "job_id"),
+)
+
+job_tags = Table(
+    "job_tags",
+    metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(KEY_LENGTH), primary_key=True),
+    Column("value", Text, nullable=False),
+    Index(None, "key", "job_id"),
+)
+
+metric_keys = Table(
+    "metric_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(KEY_LENGTH), nullable=False, unique=True),
+)
+
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("key_id", Integer, ForeignKey("metric_keys.id"), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("value", Float(precision=53), nullable=True),
+    Index(None, "job_id", "key_id", "step"),
+)
+
+metric_summaries = Table(
+    "metric_summaries",
+    metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("key_id", Integer, ForeignKey("metric_keys.id"), primary_key=True),
+    Column("point_count", BigInteger, nullable=False),
+    Column("first_step", BigInteger, nullable=False),
+    Column("last_step", BigInteger, nullable=False),
+    Column("last_timestamp", BigInteger, nullable=False),
+    Column("last_value", Float(precision=53), nullable=True),
+    Column("min_value", Float(precision=53), nullable=True),
+    Column("min_step", BigInteger, nullable=True),
+    Column("max_value", Float(precision=53), nullable=True),
+    Column("max_step", BigInteger, nullable=True),
+    Index(None, "key_id", "last_value"),
+    Index(None, "key_id", "min_value"),
+    Index(None, "key_id", "max_value"),
+)
+
+job_inputs = Table(
+    "job_inputs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("uri", Text, nullable=True),
+    Column("digest", String(NAME_LENGTH), nullable=True),
+    Column("source_type", String(64), nullable=True),
+    Column("schema", Text, nullable=True),
+    Column("profile", Text, nullable=True),
+    Column("tags", Text, nullable=True),
+    UniqueConstraint("job_id", "name", "digest"),
+)
+
+logged_models = Table(
+    "logged_models",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("experiment_id", Integer, ForeignKey("experiments.id"), nullable=False),
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True),
+    Column("model_type", String(NAME_LENGTH), nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("status_message", Text, nullable=True),
+    Column("artifact_location", Text, nullable=False),
+    Column("lifecycle_stage", String(32), nullable=False, server_default="active"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("params", Text, nullable=True),
+    Column("tags", Text, nullable=True),
+    Index(None, "experiment_id", "created_at"),
+)

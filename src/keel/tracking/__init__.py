@@ -1,0 +1,1 @@
+"""Experiment tracking: experiments, jobs' params, metrics, tags and artifacts."""
