@@ -127,6 +127,11 @@ class ArtifactStore:
         with self.open_read(relative) as handle:
             return handle.read()
 
+    def is_file(self, relative: str) -> bool:
+        if self._local_root is None:
+            return bool(self._fs.isfile(self._remote(relative)))
+        return self.local_path(relative).is_file()
+
     def exists(self, relative: str) -> bool:
         if self._local_root is None:
             return bool(self._fs.exists(self._remote(relative)))
@@ -168,12 +173,14 @@ class ArtifactStore:
     def download(self, relative: str, destination: Path) -> Path:
         """Copy a file or a whole folder out to ``destination``; returns what was written."""
         clean = safe_relative_path(relative, allow_empty=True)
-        entries = self.list_entries(clean)
-        if not entries:
+        if clean and self.is_file(clean):
             destination.parent.mkdir(parents=True, exist_ok=True)
             with self.open_read(clean) as reader, open(destination, "wb") as writer:
                 shutil.copyfileobj(reader, writer, length=1024 * 1024)
             return destination
+        entries = self.list_entries(clean)
+        if not entries:
+            raise NotFound(f"no artifact at {clean!r}")
         destination.mkdir(parents=True, exist_ok=True)
         for entry in entries:
             name = entry.path.rsplit("/", 1)[-1]

@@ -96,8 +96,13 @@ class MetricWriter:
             marker = _Marker()
             self._queue.append(marker)
             self._wake.set()
-            if not marker.done.wait(timeout):
-                raise Unavailable(f"metric points were not written within {timeout} s")
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not marker.done.wait(0.2):
+                if not self._alive():
+                    self._drain()  # the thread is gone (interpreter shutdown): write here
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    raise Unavailable(f"metric points were not written within {timeout} s")
         elif self._queue:
             self._drain()  # no thread (closed, or forked child): write here
         self._raise_pending_error()
@@ -155,18 +160,27 @@ class MetricWriter:
                 marker.done.set()
 
     def _write(self, batch: list[PendingPoint]) -> None:
+        """Write one batch, retrying a busy database; a batch that cannot be written is
+        dropped and reported by the next flush, so the thread itself never dies."""
         if not batch:
             return
         for attempt in range(_WRITE_ATTEMPTS):
             try:
                 write_metrics(self._store, batch)
                 return
-            except KeelError as exc:
+            except Unavailable as exc:
                 if attempt == _WRITE_ATTEMPTS - 1:
-                    self._error, self._lost = exc, self._lost + len(batch)
-                    _log.error("dropped %d metric points: %s", len(batch), exc.message)
+                    self._drop(batch, exc)
                     return
                 time.sleep(0.5 * (attempt + 1))
+            except Exception as exc:  # not transient (e.g. the job was deleted): no retry
+                detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+                self._drop(batch, exc if isinstance(exc, KeelError) else Unavailable(detail))
+                return
+
+    def _drop(self, batch: list[PendingPoint], error: KeelError) -> None:
+        self._error, self._lost = error, self._lost + len(batch)
+        _log.error("dropped %d metric points: %s", len(batch), error.message)
 
     def _beat_if_due(self) -> None:
         now = time.monotonic()

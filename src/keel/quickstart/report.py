@@ -1,0 +1,50 @@
+"""What the quickstart prints at the end: the comparison, and where things live."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keel.workspace import Workspace
+
+
+def print_comparison(
+    console: Any, results: dict[str, tuple[str, dict[str, float]]], best: str
+) -> None:
+    from rich.table import Table
+
+    table = Table(title="Validation scores (higher AUC is better)", title_justify="left")
+    for column in ("Model", "Job", "AUC", "Accuracy", "F1", "Log loss", "Train s"):
+        text = column in ("Model", "Job")
+        table.add_column(column, justify="left" if text else "right", no_wrap=text)
+    ranked = sorted(results.items(), key=lambda item: -item[1][1]["valid_auc"])
+    for name, (job, scores) in ranked:
+        style = "bold green" if name == best else None
+        table.add_row(
+            name,
+            job,
+            f"{scores['valid_auc']:.4f}",
+            f"{scores['valid_accuracy']:.4f}",
+            f"{scores['valid_f1']:.4f}",
+            f"{scores['valid_log_loss']:.4f}",
+            f"{scores['train_seconds']:.1f}",
+            style=style,
+        )
+    console.print(table)
+
+
+def print_locations(console: Any, workspace: Workspace, parent: str, children: list[str]) -> None:
+    config = workspace.config
+    where = "--workspace " + str(config.root) if config.source != "default" else ""
+    prefix = f"keel {where} ".replace("  ", " ")
+    console.print("[bold]Where everything lives[/bold]")
+    console.print(f"  metadata   {workspace.store.url}")
+    console.print(f"  artifacts  {config.artifacts_url}")
+    console.print("[bold]Look around[/bold]")
+    console.print(f"  {prefix}job list --experiment quickstart-flights")
+    console.print(f"  {prefix}job show {parent}")
+    console.print(f"  {prefix}job compare {' '.join(children)}")
+    best_first = "--order-by 'max(metrics.valid_auc) DESC'"
+    console.print(f"  {prefix}job list {best_first} --filter \"params.model != ''\"")
+    console.print(
+        f"  {prefix}server   # then MLFLOW_TRACKING_URI=http://127.0.0.1:5000 for the MLflow client"
+    )
