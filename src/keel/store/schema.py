@@ -178,5 +178,6 @@ logged_models = Table(
     Column("updated_at", BigInteger, nullable=False),
     Column("params", Text, nullable=True),
     Column("tags", Text, nullable=True),
+    Column("metrics", Text, nullable=True),
     Index(None, "experiment_id", "created_at"),
 )

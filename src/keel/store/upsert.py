@@ -22,16 +22,28 @@ def upsert(
     """
     if not rows:
         return
+    columns = tuple(c for c in rows[0] if c not in key) if update is None else tuple(update)
+    memo_key = (conn.dialect.name, table.name, tuple(key), columns)
+    statement = _STATEMENTS.get(memo_key)
+    if statement is None:
+        statement = _statement(conn.dialect.name, table, key, columns)
+        _STATEMENTS[memo_key] = statement
+    conn.execute(statement, list(rows))
+
+
+# Building the statement costs more than running it for a row or two (the per-request
+# case of the MLflow API), and a built statement is immutable, so each shape is built once.
+_STATEMENTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
+
+
+def _statement(dialect_name: str, table: Table, key: Sequence[str], columns: Sequence[str]) -> Any:
     from sqlalchemy.dialects import postgresql, sqlite
 
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
     statement: Any = dialect.insert(table)
-    columns = [c for c in rows[0] if c not in key] if update is None else list(update)
     if columns:
-        statement = statement.on_conflict_do_update(
+        return statement.on_conflict_do_update(
             index_elements=list(key),
             set_={column: statement.excluded[column] for column in columns},
         )
-    else:
-        statement = statement.on_conflict_do_nothing(index_elements=list(key))
-    conn.execute(statement, list(rows))
+    return statement.on_conflict_do_nothing(index_elements=list(key))

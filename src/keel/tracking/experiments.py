@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +17,9 @@ from keel.store.schema import experiment_tags, experiments, jobs
 from keel.store.upsert import upsert
 from keel.tracking.entities import Experiment, LifecycleStage
 from keel.tracking.validation import check_display_name, stringify_mapping
+
+if TYPE_CHECKING:
+    from keel.tracking.filters import Field
 
 DEFAULT_EXPERIMENT_ID = 0
 DEFAULT_EXPERIMENT_NAME = "Default"
@@ -122,6 +127,67 @@ def list_experiments(
     with store.read() as conn:
         ids = list(conn.execute(query).scalars())
         return _load(conn, ids)
+
+
+@dataclass(frozen=True)
+class ExperimentPage:
+    experiments: list[Experiment]
+    next_page_token: str | None
+
+
+_EXPERIMENT_ATTRIBUTES: dict[str, Callable[[Experiment], str | int]] = {
+    "name": lambda e: e.name,
+    "experiment_id": lambda e: e.id,
+    "id": lambda e: e.id,
+    "creation_time": lambda e: e.created_at,
+    "created_at": lambda e: e.created_at,
+    "last_update_time": lambda e: e.updated_at,
+    "updated_at": lambda e: e.updated_at,
+}
+_DEFAULT_EXPERIMENT_ORDER = "creation_time DESC, experiment_id ASC"
+
+
+def search_experiments(
+    store: Store,
+    *,
+    filter: str | None = None,
+    order_by: Sequence[str] | str | None = None,
+    view: str = "active",
+    max_results: int = 1000,
+    page_token: str | None = None,
+) -> ExperimentPage:
+    """Experiments matching an MLflow-style filter on name, times and tags, in pages.
+
+    Experiments number in the hundreds, so they are filtered in memory with the same
+    filter language as jobs rather than with SQL of their own.
+    """
+    from keel.tracking.filters import matches, parse_filter, parse_order_by, sort_records
+    from keel.tracking.search import decode_page_token, encode_page_token
+
+    if not 1 <= max_results <= 50_000:
+        raise InvalidInput(f"max_results must be between 1 and 50000, got {max_results}")
+    offset = decode_page_token(page_token)
+    node = parse_filter(filter)
+    found = list_experiments(store, view=view)
+    if node is not None:
+        found = [e for e in found if matches(node, partial(_experiment_field, e))]
+    keys = parse_order_by(order_by) + parse_order_by(_DEFAULT_EXPERIMENT_ORDER)
+    ordered = sort_records(found, keys, _experiment_field)
+    page = ordered[offset : offset + max_results]
+    more = len(ordered) > offset + max_results
+    return ExperimentPage(page, encode_page_token(offset + max_results) if more else None)
+
+
+def _experiment_field(experiment: Experiment, field: Field) -> str | int | None:
+    if field.kind == "tag":
+        return experiment.tags.get(field.key)
+    attribute = _EXPERIMENT_ATTRIBUTES.get(field.key.lower())
+    if field.kind != "attribute" or attribute is None:
+        known = ", ".join(sorted(_EXPERIMENT_ATTRIBUTES))
+        raise InvalidInput(
+            f"experiments cannot be searched by {field}", hint=f"use tags.<key> or one of {known}"
+        )
+    return attribute(experiment)
 
 
 def count_jobs_by_experiment(store: Store) -> dict[int, int]:

@@ -15,12 +15,13 @@ character position and what was expected there.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from keel.errors import InvalidInput
 
+T = TypeVar("T")
 Kind = Literal["metric", "param", "tag", "attribute", "dataset"]
 Aggregate = Literal["last", "min", "max", "count"]
 
@@ -352,3 +353,81 @@ def _split_commas(clause: str) -> list[str]:
         current.append(char)
     parts.append("".join(current))
     return [part.strip() for part in parts if part.strip()]
+
+
+# -- evaluation in memory ------------------------------------------------------------
+# Jobs are searched in SQL (keel.tracking.search). Experiments and logged models are few
+# and stored partly as JSON, so their searches load the candidates and test them here.
+
+FieldValue = str | float | int | None
+
+
+def matches(node: Node, value_of: Callable[[Field], FieldValue]) -> bool:
+    """Whether a record satisfies ``node``; ``value_of`` gives a field's value, None if absent."""
+    if isinstance(node, Logical):
+        results = (matches(item, value_of) for item in node.items)
+        return all(results) if node.op == "AND" else any(results)
+    return _holds(node, value_of(node.field))
+
+
+def _holds(comparison: Comparison, actual: FieldValue) -> bool:
+    op, expected = comparison.op, comparison.value
+    if op in ("IS NULL", "IS NOT NULL"):
+        return (actual is None) == (op == "IS NULL")
+    if actual is None:
+        return False
+    if isinstance(expected, tuple):
+        found = any(_same(actual, item) for item in expected)
+        return found if op == "IN" else not found
+    if op.endswith("LIKE"):
+        found = _like(str(actual), str(expected), insensitive=op.endswith("ILIKE"))
+        return not found if op.startswith("NOT") else found
+    if op in ("=", "!="):
+        return _same(actual, expected) == (op == "=")
+    if not comparison.value_is_number or isinstance(actual, str):
+        raise InvalidInput(f"{comparison.field} cannot be compared with {op} {expected!r}")
+    return bool(_ORDERINGS[op](float(actual), float(expected or 0)))
+
+
+_ORDERINGS: dict[str, Callable[[float, float], bool]] = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def _same(actual: str | float | int, expected: str | float | None) -> bool:
+    if isinstance(expected, float) and not isinstance(actual, str):
+        return float(actual) == expected
+    if isinstance(expected, float) and expected.is_integer():
+        return actual == str(int(expected))
+    return str(actual) == str(expected)
+
+
+def _like(text: str, pattern: str, *, insensitive: bool) -> bool:
+    """SQL LIKE: ``%`` is any run of characters, ``_`` any one character."""
+    translated = "".join(
+        ".*" if char == "%" else "." if char == "_" else re.escape(char) for char in pattern
+    )
+    flags = re.DOTALL | (re.IGNORECASE if insensitive else 0)
+    return re.fullmatch(translated, text, flags) is not None
+
+
+def sort_records(
+    records: Sequence[T], keys: Sequence[OrderKey], value_of: Callable[[T, Field], FieldValue]
+) -> list[T]:
+    """``records`` ordered by ``keys`` (stable, missing values last in either direction)."""
+    ordered = list(records)
+    for key in reversed(keys):
+        present = [r for r in ordered if value_of(r, key.field) is not None]
+        absent = [r for r in ordered if value_of(r, key.field) is None]
+        present.sort(key=lambda r: _sortable(value_of(r, key.field)), reverse=key.descending)
+        ordered = present + absent
+    return ordered
+
+
+def _sortable(value: FieldValue) -> tuple[int, float, str]:
+    if isinstance(value, int | float):
+        return (0, float(value), "")
+    return (1, 0.0, str(value))

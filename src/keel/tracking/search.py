@@ -101,7 +101,7 @@ def search_jobs(
         raise InvalidInput(
             f"max_results must be between 1 and {MAX_RESULTS_LIMIT}, got {max_results}"
         )
-    offset = _decode_page_token(page_token)
+    offset = decode_page_token(page_token)
     query = select(jobs.c.id).where(jobs.c.lifecycle_stage.in_(_stages(view)))
     if experiment_ids is not None:
         query = query.where(jobs.c.experiment_id.in_(list(experiment_ids)))
@@ -116,7 +116,7 @@ def search_jobs(
         ids = list(conn.execute(query).scalars())
         has_more = len(ids) > max_results
         found = load_jobs(conn, ids[:max_results])
-    token = _encode_page_token(offset + max_results) if has_more else None
+    token = encode_page_token(offset + max_results) if has_more else None
     return JobPage(found, token)
 
 
@@ -314,11 +314,11 @@ def _order_column(query: Select[Any], field: Field, position: int) -> tuple[Any,
 # -- paging -----------------------------------------------------------------------------
 
 
-def _encode_page_token(offset: int) -> str:
+def encode_page_token(offset: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
 
 
-def _decode_page_token(token: str | None) -> int:
+def decode_page_token(token: str | None) -> int:
     if not token:
         return 0
     try:

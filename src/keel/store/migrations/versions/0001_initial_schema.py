@@ -151,6 +151,7 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
         sa.Column("params", sa.Text(), nullable=True),
         sa.Column("tags", sa.Text(), nullable=True),
+        sa.Column("metrics", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["experiment_id"],
             ["experiments.id"],
