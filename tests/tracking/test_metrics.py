@@ -86,3 +86,11 @@ def test_metric_key_ids_are_shared_across_jobs(store: Store, job: Job) -> None:
     other = job_ops.create_job(store, get_or_create_experiment(store, "m"))
     write_metrics(store, [(job.id, "shared", 1.0, 1, 0), (other.id, "shared", 2.0, 1, 0)])
     assert job_ops.get_job(store, other.name).metrics["shared"].last == 2.0
+
+
+def test_points_for_a_job_that_does_not_exist_are_refused(store: Store) -> None:
+    """Both insert paths (multi-row INSERT, COPY) surface the foreign-key violation."""
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError):
+        write_metrics(store, [(987654, "k", 1.0, 1, 0)])

@@ -8,12 +8,15 @@ searching never reads the history. "Last" is the point with the greatest
 
 from __future__ import annotations
 
+import itertools
 import math
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, text
+from sqlalchemy import Connection, bindparam, select, text
+from sqlalchemy.exc import DBAPIError
 
 from keel.errors import InvalidInput
 from keel.store import Store
@@ -119,36 +122,79 @@ def _fold_batch(
 def _insert_points(
     conn: Connection, points: Sequence[PendingPoint], key_ids: dict[str, int]
 ) -> None:
+    # This is the hot path of metric ingest: plain tuples straight to the driver,
+    # never a dict or a SQLAlchemy statement per point.
     rows = [
         (job_id, key_ids[key], step, timestamp, None if math.isnan(value) else value)
         for job_id, key, value, timestamp, step in points
     ]
-    if conn.dialect.name == "sqlite":
-        # The driver's executemany over plain tuples is several times faster than
-        # building a dict per point; this is the hot path of metric ingest.
+    if conn.dialect.name == "postgresql":
+        _copy_rows(conn, rows)
+    else:
+        _insert_rows(conn, rows)
+
+
+_METRIC_COLUMNS = "job_id, key_id, step, timestamp, value"
+_ROWS_PER_INSERT = 2_000
+
+
+def _insert_rows(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """SQLite: up to a few thousand rows per INSERT statement, not one statement per point.
+
+    The driver lets go of the GIL while SQLite runs a statement and must take it back
+    afterwards. With executemany that is once per point, and while a training loop
+    holds the GIL the writer thread stalls at every point; in chunks it stalls a few
+    dozen times per batch and SQLite does the inserting with the GIL released.
+    Measured on 100,000 points: 0.5 s beside a busy Python thread against 8 s or
+    more, and 0.13 s against 0.17 s on an idle machine.
+    """
+    driver_connection: Any = conn.connection.driver_connection
+    variables = driver_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    per_statement = min(_ROWS_PER_INSERT, variables // 5)  # five parameters a row
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        placeholders = ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk))
         conn.exec_driver_sql(
-            "INSERT INTO metrics (job_id, key_id, step, timestamp, value) VALUES (?, ?, ?, ?, ?)",
-            rows,
+            f"INSERT INTO metrics ({_METRIC_COLUMNS}) VALUES {placeholders}",
+            tuple(itertools.chain.from_iterable(chunk)),
         )
-        return
-    conn.execute(
-        insert(metrics),
-        [
-            {"job_id": r[0], "key_id": r[1], "step": r[2], "timestamp": r[3], "value": r[4]}
-            for r in rows
-        ],
-    )
+
+
+def _copy_rows(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL: COPY, its bulk-load path, streams every row in one statement.
+
+    An executemany INSERT is a statement per point (about 45,000 points/s through
+    the SDK); COPY in the same transaction doubles that. Most of what remains is
+    the server checking the foreign keys of each row.
+    """
+    statement = f"COPY metrics ({_METRIC_COLUMNS}) FROM STDIN"
+    driver_connection: Any = conn.connection.driver_connection
+    driver_error: type[Exception] = conn.dialect.loaded_dbapi.Error
+    try:
+        with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except driver_error as error:
+        # Raised as SQLAlchemy raises the driver's errors on every other statement, so
+        # a lost connection is still Unavailable (and retried) and a deleted job still
+        # an IntegrityError.
+        raise DBAPIError.instance(statement, None, error, driver_error) from error
+
+
+# Built once: constructing the IN query cost more than running it for small batches.
+_STORED_SUMMARIES = select(metric_summaries).where(
+    metric_summaries.c.job_id.in_(bindparam("job_ids", expanding=True)),
+    metric_summaries.c.key_id.in_(bindparam("key_ids", expanding=True)),
+)
+_STORED_SUMMARIES_LOCKED = _STORED_SUMMARIES.with_for_update()
 
 
 def _merge_stored_summaries(conn: Connection, folds: dict[tuple[int, int], _Fold]) -> None:
     job_ids = sorted({job_id for job_id, _ in folds})
     key_ids = sorted({key_id for _, key_id in folds})
-    query = select(metric_summaries).where(
-        metric_summaries.c.job_id.in_(job_ids), metric_summaries.c.key_id.in_(key_ids)
-    )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    for row in conn.execute(query):
+    locked = conn.dialect.name == "postgresql"
+    query = _STORED_SUMMARIES_LOCKED if locked else _STORED_SUMMARIES
+    for row in conn.execute(query, {"job_ids": job_ids, "key_ids": key_ids}):
         fold = folds.get((row.job_id, row.key_id))
         if fold is not None:
             fold.merge(
@@ -184,25 +230,55 @@ def lookup_key_id(conn: Connection, key: str) -> int | None:
     return conn.execute(select(metric_keys.c.id).where(metric_keys.c.name == key)).scalar()
 
 
+_SUMMARIES = (
+    select(
+        metric_summaries.c.job_id,
+        metric_keys.c.name,
+        metric_summaries.c.point_count,
+        metric_summaries.c.last_value,
+        metric_summaries.c.last_step,
+        metric_summaries.c.last_timestamp,
+        metric_summaries.c.min_value,
+        metric_summaries.c.min_step,
+        metric_summaries.c.max_value,
+        metric_summaries.c.max_step,
+        metric_summaries.c.first_step,
+    )
+    .join(metric_keys, metric_keys.c.id == metric_summaries.c.key_id)
+    .where(metric_summaries.c.job_id.in_(bindparam("job_ids", expanding=True)))
+)
+
+
 def summaries_for(conn: Connection, job_ids: Sequence[int]) -> dict[int, dict[str, MetricSummary]]:
     found: dict[int, dict[str, MetricSummary]] = {}
-    query = (
-        select(metric_summaries, metric_keys.c.name)
-        .join(metric_keys, metric_keys.c.id == metric_summaries.c.key_id)
-        .where(metric_summaries.c.job_id.in_(job_ids))
-    )
-    for row in conn.execute(query):
-        found.setdefault(row.job_id, {})[row.name] = MetricSummary(
-            key=row.name,
-            count=row.point_count,
-            last=_from_db(row.last_value),
-            last_step=row.last_step,
-            last_timestamp=row.last_timestamp,
-            min=_from_db(row.min_value),
-            min_step=row.min_step,
-            max=_from_db(row.max_value),
-            max_step=row.max_step,
-            first_step=row.first_step,
+    # A page of a thousand jobs has ten thousand summaries: fetch them all at once and
+    # unpack by position, which halves the time of such a search against row-by-row
+    # fetching and attribute access by name.
+    rows = conn.execute(_SUMMARIES, {"job_ids": list(job_ids)}).all()
+    for (
+        job_id,
+        key,
+        count,
+        last,
+        last_step,
+        last_timestamp,
+        min_value,
+        min_step,
+        max_value,
+        max_step,
+        first_step,
+    ) in rows:
+        found.setdefault(job_id, {})[key] = MetricSummary(
+            key=key,
+            count=count,
+            last=_from_db(last),
+            last_step=last_step,
+            last_timestamp=last_timestamp,
+            min=_from_db(min_value),
+            min_step=min_step,
+            max=_from_db(max_value),
+            max_step=max_step,
+            first_step=first_step,
         )
     return found
 
@@ -250,6 +326,30 @@ def get_metric_history(
         for s, t, v in conn.execute(query, {"steps": sorted(steps)}):
             points.setdefault(s, MetricPoint(key, _from_db(v), s, t))
         return list(points.values())[:max_points]
+
+
+def get_metric_history_page(
+    store: Store, job_id: int, key: str, *, offset: int, limit: int
+) -> list[MetricPoint]:
+    """``limit`` points of ``key`` from ``offset`` in step order: the paged form of the history.
+
+    The order (step, timestamp, value) is total over distinct points, so pages never
+    overlap or skip; identical points are interchangeable.
+    """
+    if offset < 0 or limit < 1:
+        raise InvalidInput(f"cannot page history from {offset} by {limit}")
+    with store.read() as conn:
+        key_id = lookup_key_id(conn, key)
+        if key_id is None:
+            return []
+        query = (
+            select(metrics.c.step, metrics.c.timestamp, metrics.c.value)
+            .where(metrics.c.job_id == job_id, metrics.c.key_id == key_id)
+            .order_by(metrics.c.step, metrics.c.timestamp, metrics.c.value.nulls_first())
+            .offset(offset)
+            .limit(limit)
+        )
+        return [MetricPoint(key, _from_db(v), s, t) for s, t, v in conn.execute(query)]
 
 
 def _sample_steps(
