@@ -13,15 +13,14 @@ def print_comparison(
     from rich.table import Table
 
     table = Table(title="Validation scores (higher AUC is better)", title_justify="left")
-    for column in ("Model", "Job", "AUC", "Accuracy", "F1", "Log loss", "Train s"):
-        text = column in ("Model", "Job")
-        table.add_column(column, justify="left" if text else "right", no_wrap=text)
+    table.add_column("Model", no_wrap=True)
+    for column in ("AUC", "Accuracy", "F1", "Log loss", "Train s"):
+        table.add_column(column, justify="right", no_wrap=True)
     ranked = sorted(results.items(), key=lambda item: -item[1][1]["valid_auc"])
-    for name, (job, scores) in ranked:
+    for name, (_job, scores) in ranked:
         style = "bold green" if name == best else None
         table.add_row(
             name,
-            job,
             f"{scores['valid_auc']:.4f}",
             f"{scores['valid_accuracy']:.4f}",
             f"{scores['valid_f1']:.4f}",
