@@ -28,7 +28,18 @@ InputType = Literal[
     "triton_model",
 ]
 OutputType = Literal[
-    "uri_folder", "uri_file", "mltable", "mlflow_model", "custom_model", "triton_model"
+    "uri_folder",
+    "uri_file",
+    "mltable",
+    "mlflow_model",
+    "custom_model",
+    "triton_model",
+    # Literal ("control") outputs: a value, not files. A Python component returns it;
+    # a command writes it to the file ${{outputs.<name>}} names.
+    "string",
+    "integer",
+    "number",
+    "boolean",
 ]
 InputMode = Literal["ro_mount", "download", "direct", "rw_mount", "eval_mount", "eval_download"]
 OutputMode = Literal["rw_mount", "upload", "direct"]
@@ -68,6 +79,11 @@ class OutputDecl(SpecModel):
     description: str | None = None
     name: str | None = None
     version: str | int | None = None
+    is_control: bool | None = None
+
+    @property
+    def is_literal(self) -> bool:
+        return self.type in LITERAL_TYPES
 
 
 class Limits(SpecModel):
