@@ -72,7 +72,5 @@ def contain(root: Path, relative: str) -> Path:
     base = Path(os.path.realpath(root))
     target = Path(os.path.realpath(base / relative))
     if target != base and base not in target.parents:
-        raise UnsafePath(
-            f"artifact path {relative!r} resolves outside its root through a symbolic link"
-        )
+        raise UnsafePath(f"artifact path {relative!r} resolves outside its root through a symbolic link")
     return target

@@ -42,7 +42,6 @@ def list_experiments(
         )
         return
     rows = [
-        (e.id, e.name, counts.get(e.id, 0), e.lifecycle_stage.value, format_time(e.created_at))
-        for e in found
+        (e.id, e.name, counts.get(e.id, 0), e.lifecycle_stage.value, format_time(e.created_at)) for e in found
     ]
     print_table(("Id", "Name", "Jobs", "Stage", "Created"), rows)

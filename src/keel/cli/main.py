@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from keel.cli import experiment, job, server, workspace
+from keel.cli import component, experiment, job, server, workspace
 from keel.cli.context import WorkspaceOption
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(job.app, name="job")
 app.add_typer(experiment.app, name="experiment")
+app.add_typer(component.app, name="component")
 app.command("init")(workspace.init)
 app.command("server")(server.serve)
 app.command("quickstart")(workspace.quickstart)
@@ -44,9 +45,7 @@ def root(
     workspace_path: WorkspaceOption = None,
     version: Annotated[
         bool,
-        typer.Option(
-            "--version", callback=_version, is_eager=True, help="Show the version and exit."
-        ),
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
     ] = False,
 ) -> None:
     """Keel: experiment tracking, jobs and pipelines, data, models and endpoints, locally."""

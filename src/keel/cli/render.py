@@ -12,9 +12,7 @@ from typing import Any
 def print_json(data: Any) -> None:
     import orjson
 
-    sys.stdout.write(
-        orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
-    )
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
     sys.stdout.write("\n")
 
 
@@ -49,7 +47,8 @@ def print_fields(fields: Sequence[tuple[str, Any]], *, title: str | None = None)
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     for label, value in fields:
-        table.add_row(label, "" if value is None else str(value))
+        if value is not None and value != "":
+            table.add_row(label, str(value))
     Console().print(table)
 
 

@@ -31,9 +31,7 @@ def run_quickstart(workspace: Workspace, *, rows: int) -> None:
         frame = flights.prepare(flights.load_flights(), rows=rows)
         data = flights.split(frame)
     late_share = float(frame[flights.TARGET].mean())
-    console.print(
-        f"data: {data.rows:,} flights ({late_share:.0%} late), {len(flights.FEATURES)} features"
-    )
+    console.print(f"data: {data.rows:,} flights ({late_share:.0%} late), {len(flights.FEATURES)} features")
     results: dict[str, tuple[str, dict[str, float]]] = {}
     with sdk.start_run(experiment=EXPERIMENT, display_name="compare three models") as parent:
         parent.log_params({"rows": data.rows, "late_minutes": flights.LATE_MINUTES})
@@ -42,9 +40,7 @@ def run_quickstart(workspace: Workspace, *, rows: int) -> None:
             with status, sdk.start_run(display_name=name) as child:
                 scores = train_and_log(child, name, data)
             results[name] = (child.name, scores)
-            console.print(
-                f"  trained {name:<20} valid AUC {scores['valid_auc']:.3f}  job {child.name}"
-            )
+            console.print(f"  trained {name:<20} valid AUC {scores['valid_auc']:.3f}  job {child.name}")
         best = max(results, key=lambda n: results[n][1]["valid_auc"])
         parent.log_metric("best_valid_auc", results[best][1]["valid_auc"])
         parent.set_tag("best_model", best)

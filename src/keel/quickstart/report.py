@@ -7,9 +7,7 @@ from typing import Any
 from keel.workspace import Workspace
 
 
-def print_comparison(
-    console: Any, results: dict[str, tuple[str, dict[str, float]]], best: str
-) -> None:
+def print_comparison(console: Any, results: dict[str, tuple[str, dict[str, float]]], best: str) -> None:
     from rich.table import Table
 
     table = Table(title="Validation scores (higher AUC is better)", title_justify="left")

@@ -60,9 +60,7 @@ def train_logistic_regression(run: Run, data: Split) -> Any:
     for fold, (fit_rows, test_rows) in enumerate(folds.split(data.train_x, data.train_y)):
         model = build().fit(data.train_x.iloc[fit_rows], data.train_y.iloc[fit_rows])
         score = model.predict_proba(data.train_x.iloc[test_rows])[:, 1]
-        run.log_metric(
-            "cv_auc", float(roc_auc_score(data.train_y.iloc[test_rows], score)), step=fold
-        )
+        run.log_metric("cv_auc", float(roc_auc_score(data.train_y.iloc[test_rows], score)), step=fold)
     return build().fit(data.train_x, data.train_y)
 
 

@@ -56,16 +56,12 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         try:
-            return all(
-                ipaddress.ip_address(a[4][0]).is_loopback for a in socket.getaddrinfo(host, None)
-            )
+            return all(ipaddress.ip_address(a[4][0]).is_loopback for a in socket.getaddrinfo(host, None))
         except OSError:
             return False
 
 
-def serve(
-    workspace: Workspace, *, host: str = "127.0.0.1", port: int = 5000, **uvicorn_options: Any
-) -> None:
+def serve(workspace: Workspace, *, host: str = "127.0.0.1", port: int = 5000, **uvicorn_options: Any) -> None:
     """Run the server in the foreground until interrupted."""
     import uvicorn
 

@@ -132,9 +132,7 @@ def bind_value(
     raise source.error(where, f"expected a path for this {decl.type} input, got {value!r}")
 
 
-def _bind_reference(
-    reference: Reference, source: Source, where: Path_, allow_parent: bool
-) -> Binding:
+def _bind_reference(reference: Reference, source: Source, where: Path_, allow_parent: bool) -> Binding:
     if reference.context == "parent.inputs" and allow_parent:
         return Binding(kind="parent_input", name=reference.name)
     if reference.context == "step" and allow_parent:
@@ -153,9 +151,7 @@ def _bind_reference(
 def _bind_dict(
     decl: InputDecl, value: dict[str, Any], *, source: Source, where: Path_, base: Path
 ) -> Binding:
-    unknown = sorted(
-        set(value) - {"type", "path", "mode", "default", "value", "optional", "description"}
-    )
+    unknown = sorted(set(value) - {"type", "path", "mode", "default", "value", "optional", "description"})
     if unknown:
         raise source.error(
             (*where, unknown[0]), f"unknown field {unknown[0]!r}", hint="expected type, path, mode"
@@ -165,9 +161,7 @@ def _bind_dict(
         if "value" not in value and "default" not in value:
             raise source.error(where, f"a {kind} input needs a value")
         literal = value.get("value", value.get("default"))
-        return Binding(
-            kind="literal", value=literal_value(InputDecl(type=kind), literal, source, where)
-        )
+        return Binding(kind="literal", value=literal_value(InputDecl(type=kind), literal, source, where))
     if kind not in DATA_TYPES:
         raise source.error(
             (*where, "type"),
@@ -179,9 +173,7 @@ def _bind_dict(
         and kind != decl.type
         and not (decl.type == "uri_folder" and kind == "mltable")
     ):
-        raise source.error(
-            (*where, "type"), f"the input is declared {decl.type}, but this value is {kind}"
-        )
+        raise source.error((*where, "type"), f"the input is declared {decl.type}, but this value is {kind}")
     if "path" not in value:
         raise source.error(where, f"a {kind} input needs a path")
     path = data_path(str(value["path"]), base, source, (*where, "path"), kind)
@@ -195,16 +187,12 @@ def bind_output(
     if reference is not None:
         if reference.context != "parent.outputs" or not allow_parent:
             allowed = "${{parent.outputs.<name>}}"
-            raise source.error(
-                where, f"an output can only be bound to {allowed}, not {reference.text}"
-            )
+            raise source.error(where, f"an output can only be bound to {allowed}, not {reference.text}")
         return OutputBinding(decl=decl, parent_output=reference.name)
     if value is None:
         return OutputBinding(decl=decl)
     if not isinstance(value, dict):
-        raise source.error(
-            where, f"expected an output specification (type, mode, path), got {value!r}"
-        )
+        raise source.error(where, f"expected an output specification (type, mode, path), got {value!r}")
     try:
         merged = OutputDecl.model_validate({**decl.model_dump(exclude_none=True), **value})
     except ValueError as exc:

@@ -84,9 +84,7 @@ def check_acyclic(steps: dict[str, Step], file: File, where: Where) -> None:
             visit(name)
 
 
-def first_problem(
-    exc: ValidationError, model: type[BaseModel], file: File, where: Where
-) -> Exception:
+def first_problem(exc: ValidationError, model: type[BaseModel], file: File, where: Where) -> Exception:
     """The first thing pydantic found wrong, located in the file and said plainly."""
     problem = exc.errors()[0]
     location = tuple(problem["loc"])
@@ -94,9 +92,7 @@ def first_problem(
     field = str(location[-1]) if location else ""
     if kind == "extra_forbidden":
         owner = _model_at(model, location[:-1])
-        known = (
-            ", ".join(sorted(f.alias or n for n, f in owner.model_fields.items())) if owner else ""
-        )
+        known = ", ".join(sorted(f.alias or n for n, f in owner.model_fields.items())) if owner else ""
         hint = f"expected one of: {known}" if known else None
         return file.error((*where, *location), f"unknown field {field!r}", hint=hint)
     if kind == "missing":
@@ -110,9 +106,7 @@ def first_problem(
 def _model_at(model: type[BaseModel], location: tuple[Any, ...]) -> type[BaseModel] | None:
     current: Any = model
     for part in location:
-        if not (
-            isinstance(part, str) and isinstance(current, type) and issubclass(current, BaseModel)
-        ):
+        if not (isinstance(part, str) and isinstance(current, type) and issubclass(current, BaseModel)):
             continue
         field = current.model_fields.get(part)
         if field is not None:  # otherwise a key of a mapping field: stay on its model

@@ -250,18 +250,12 @@ class SearchParam(SpecModel):
             if name not in needed and getattr(self, name) is not None
         ]
         if extra:
-            raise ValueError(
-                f"a {self.type} parameter takes {', '.join(needed)}, not {', '.join(extra)}"
-            )
+            raise ValueError(f"a {self.type} parameter takes {', '.join(needed)}, not {', '.join(extra)}")
         if self.type == "choice" and not self.values:
             raise ValueError("a choice parameter needs at least one value")
         if self.type == "randint" and (self.upper or 0) < 1:
             raise ValueError("randint's upper bound (exclusive) must be at least 1")
-        if (
-            self.min_value is not None
-            and self.max_value is not None
-            and self.min_value > self.max_value
-        ):
+        if self.min_value is not None and self.max_value is not None and self.min_value > self.max_value:
             raise ValueError(f"min_value {self.min_value} is above max_value {self.max_value}")
         return self
 
@@ -325,8 +319,4 @@ class SweepJob(_JobFields):
     @property
     def sampling(self) -> SamplingAlgorithm:
         algorithm = self.sampling_algorithm
-        return (
-            algorithm
-            if isinstance(algorithm, SamplingAlgorithm)
-            else SamplingAlgorithm(type=algorithm)
-        )
+        return algorithm if isinstance(algorithm, SamplingAlgorithm) else SamplingAlgorithm(type=algorithm)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from keel.errors import KeelError
 from keel.specs.bindings import (
     bind_output,
     bind_value,
@@ -52,8 +53,8 @@ from keel.specs.resolved import (
 from keel.specs.source import Source, read_yaml
 
 Model = TypeVar("Model", bound=BaseModel)
-# (name, version or None for latest) -> (parsed YAML, the folder its paths are relative to)
-ComponentLookup = Callable[[str, str | None], tuple[Any, Path]]
+# (name, version or None for latest) -> the registered component (raises LookupError if none)
+ComponentLookup = Callable[[str, str | None], Component]
 _NO_LOCAL_MEANING = ("resources", "identity", "queue_settings", "services", "distribution")
 _JOB_TYPES = ("command", "pipeline", "sweep")
 
@@ -131,31 +132,23 @@ class Resolver:
 
     # -- command jobs and steps ---------------------------------------------------------
 
-    def _command(
-        self, job: CommandJob, file: File, where: Where, *, name: str, allow_parent: bool
-    ) -> Step:
+    def _command(self, job: CommandJob, file: File, where: Where, *, name: str, allow_parent: bool) -> Step:
         if job.component is not None:
             if job.command is not None:
-                raise file.error(
-                    (*where, "command"), "give either a component or a command, not both"
-                )
+                raise file.error((*where, "command"), "give either a component or a command, not both")
             component = self._step_component(job, file, where)
         elif job.command is None:
             raise file.error(where, "a command job needs a 'command' (or a 'component')")
         else:
             component = self._inline_command(job, file, where, name)
         self._note_local_meaning(job, file)
-        deterministic = (
-            component.is_deterministic if job.is_deterministic is None else job.is_deterministic
-        )
+        deterministic = component.is_deterministic if job.is_deterministic is None else job.is_deterministic
         return Step(
             name=name,
             kind="command",
             component=component,
             inputs=self._bind_inputs(component, job.inputs, file, where, allow_parent=allow_parent),
-            outputs=self._bind_outputs(
-                component, job.outputs, file, where, allow_parent=allow_parent
-            ),
+            outputs=self._bind_outputs(component, job.outputs, file, where, allow_parent=allow_parent),
             display_name=job.display_name,
             timeout=job.limits.timeout if job.limits else None,
             retry=job.retry or Retry(),
@@ -256,16 +249,13 @@ class Resolver:
         if self._lookup is None:
             raise file.error(where, f"cannot resolve {ref} without a workspace")
         try:
-            raw, folder = self._lookup(name, None if version in ("", "latest") else version)
-        except LookupError as exc:
+            return self._lookup(name, None if version in ("", "latest") else version)
+        except (LookupError, KeelError) as exc:
             raise file.error(where, str(exc), hint="see `keel component list`") from None
-        return self._component_from(raw, File(Source(ref, raw), folder), ())
 
     def _component_from(self, raw: Any, file: File, where: Where) -> Component:
         if isinstance(raw, dict) and raw.get("type") == "pipeline":
-            return self._pipeline_component(
-                self.model(PipelineComponent, raw, file, where), file, where
-            )
+            return self._pipeline_component(self.model(PipelineComponent, raw, file, where), file, where)
         spec = self.model(CommandComponent, raw, file, where)
         for key, decl in spec.inputs.items():
             if decl.default is not None and decl.is_literal:
@@ -358,9 +348,7 @@ class Resolver:
             if decl is None:
                 known = ", ".join(component.outputs) or "none"
                 raise file.error(at, f"{component.name} has no output {key!r} (outputs: {known})")
-            bound[key] = bind_output(
-                decl, value, source=file.source, where=at, allow_parent=allow_parent
-            )
+            bound[key] = bind_output(decl, value, source=file.source, where=at, allow_parent=allow_parent)
         for key, decl in component.outputs.items():
             bound.setdefault(key, OutputBinding(decl=decl))
         return bound
@@ -370,9 +358,7 @@ class Resolver:
     def _pipeline_job(self, job: PipelineJob, file: File) -> Step:
         for key, value in job.outputs.items():
             if reference_or_error(value, file.source, ("outputs", key)) is not None:
-                raise file.error(
-                    ("outputs", key), "a pipeline job's outputs cannot be bound further"
-                )
+                raise file.error(("outputs", key), "a pipeline job's outputs cannot be bound further")
         inputs = {key: infer_decl(value) for key, value in job.inputs.items()}
         outputs = _output_decls(job.outputs)
         component = Component(
@@ -422,9 +408,7 @@ class Resolver:
             sweep = self.model(SweepJob, raw, file, where)
             return self._sweep(sweep, file, where, name=name, allow_parent=True)
         if kind == "pipeline":
-            return self._pipeline_step(
-                self.model(PipelineStep, raw, file, where), file, where, name
-            )
+            return self._pipeline_step(self.model(PipelineStep, raw, file, where), file, where, name)
         hint = "expected one of command, sweep, pipeline"
         raise file.error((*where, "type"), f"unknown step type {kind!r}", hint=hint)
 
@@ -444,9 +428,7 @@ class Resolver:
 
     # -- sweeps -------------------------------------------------------------------------
 
-    def _sweep(
-        self, job: SweepJob, file: File, where: Where, *, name: str, allow_parent: bool
-    ) -> Step:
+    def _sweep(self, job: SweepJob, file: File, where: Where, *, name: str, allow_parent: bool) -> Step:
         if isinstance(job.trial, Trial):
             component = self._trial_component(job, file, where, name)
         else:
@@ -457,9 +439,7 @@ class Resolver:
                 if param not in component.inputs:
                     message = f"the trial component has no input {param!r} to sweep"
                     raise file.error((*where, "search_space", param), message)
-        swept = {
-            k: _optional(d) if k in job.search_space else d for k, d in component.inputs.items()
-        }
+        swept = {k: _optional(d) if k in job.search_space else d for k, d in component.inputs.items()}
         fixed = {k: v for k, v in job.inputs.items() if k not in job.search_space}
         inputs = self._bind_inputs(
             component.model_copy(update={"inputs": swept}),
@@ -474,9 +454,7 @@ class Resolver:
             kind="sweep",
             component=component,
             inputs=inputs,
-            outputs=self._bind_outputs(
-                component, job.outputs, file, where, allow_parent=allow_parent
-            ),
+            outputs=self._bind_outputs(component, job.outputs, file, where, allow_parent=allow_parent),
             display_name=job.display_name,
             timeout=job.limits.timeout,
             retry=job.retry or Retry(),

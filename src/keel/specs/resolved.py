@@ -109,9 +109,7 @@ class Step(SpecModel):
 
     def upstream(self) -> set[str]:
         """The sibling steps this step waits for."""
-        return {
-            b.step for b in self.inputs.values() if b.step is not None and b.kind != "parent_input"
-        }
+        return {b.step for b in self.inputs.values() if b.step is not None and b.kind != "parent_input"}
 
 
 class ResolvedJob(SpecModel):

@@ -129,9 +129,7 @@ class Source:
         self.file = str(file)
         self.root = root
 
-    def error(
-        self, path: Sequence[str | int], message: str, *, hint: str | None = None
-    ) -> SpecError:
+    def error(self, path: Sequence[str | int], message: str, *, hint: str | None = None) -> SpecError:
         line = line_of(self.root, path)
         where = f"{self.file}:{line}" if line else self.file
         field = dotted(path)

@@ -86,9 +86,19 @@ jobs = Table(
     Column("process_id", Integer, nullable=True),
     Column("lifecycle_stage", String(32), nullable=False, server_default="active"),
     Column("artifact_location", Text, nullable=False),
+    # Jobs Keel runs (commands, pipeline steps, sweeps): what ran and whether it was reused.
+    Column("step_name", String(NAME_LENGTH), nullable=True),
+    Column("spec", Text, nullable=True),
+    Column("cache_key", String(64), nullable=True),
+    Column("reused_from_id", Integer, ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True),
+    Column("reuse_note", Text, nullable=True),
+    Column("exit_code", Integer, nullable=True),
+    Column("environment", Text, nullable=True),
+    Column("compute", String(NAME_LENGTH), nullable=True),
     Index(None, "experiment_id", "start_time"),
     Index(None, "status", "heartbeat_at"),
     Index(None, "parent_id"),
+    Index(None, "cache_key", "status"),
 )
 
 job_params = Table(
@@ -159,7 +169,48 @@ job_inputs = Table(
     Column("schema", Text, nullable=True),
     Column("profile", Text, nullable=True),
     Column("tags", Text, nullable=True),
+    Column("value", Text, nullable=True),  # a literal input's value, as JSON
     UniqueConstraint("job_id", "name", "digest"),
+)
+
+job_outputs = Table(
+    "job_outputs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("type", String(32), nullable=False),
+    # Data outputs: where the committed content lives (relative to the artifact root)
+    # and its content digest; literal outputs: their value as JSON.
+    Column("uri", Text, nullable=True),
+    Column("digest", String(80), nullable=True),
+    Column("value", Text, nullable=True),
+    UniqueConstraint("job_id", "name"),
+)
+
+components = Table(
+    "components",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("name", "version"),
+)
+
+content_digests = Table(
+    "content_digests",
+    metadata,
+    # Content hashes of local files and folders, remembered by (host, path, size, mtime)
+    # so unchanged data is not read again to compute a reuse key.
+    Column("host", String(NAME_LENGTH), primary_key=True),
+    Column("path", Text, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("digest", String(80), nullable=False),
 )
 
 logged_models = Table(

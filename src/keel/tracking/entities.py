@@ -15,6 +15,7 @@ class JobStatus(StrEnum):
     PREPARING = "preparing"
     RUNNING = "running"
     PAUSED = "paused"
+    CANCEL_REQUESTED = "cancel_requested"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELED = "canceled"
@@ -25,12 +26,12 @@ class JobStatus(StrEnum):
 
     @property
     def label(self) -> str:
-        """How Azure ML shows it: ``Completed``."""
-        return self.value.capitalize()
+        """How Azure ML shows it: ``Completed``, ``CancelRequested``."""
+        return "".join(part.capitalize() for part in self.value.split("_"))
 
 
 TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED})
-LIVE_STATUSES = frozenset({JobStatus.PREPARING, JobStatus.RUNNING})
+LIVE_STATUSES = frozenset({JobStatus.PREPARING, JobStatus.RUNNING, JobStatus.CANCEL_REQUESTED})
 
 
 class LifecycleStage(StrEnum):
@@ -89,6 +90,7 @@ class JobInput:
     schema: str | None = None
     profile: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    value: str | None = None  # a literal input's value, as JSON
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,12 @@ class Job:
     tags: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, MetricSummary] = field(default_factory=dict)
     inputs: list[JobInput] = field(default_factory=list)
+    step_name: str | None = None
+    reused_from: str | None = None
+    reuse_note: str | None = None
+    exit_code: int | None = None
+    environment: str | None = None
+    compute: str | None = None
 
     @property
     def duration_ms(self) -> int | None:

@@ -229,9 +229,7 @@ def set_experiment_lifecycle(store: Store, experiment_id: int | str, stage: Life
             .where(experiments.c.id == number)
             .values(lifecycle_stage=stage.value, updated_at=now_ms())
         )
-        conn.execute(
-            update(jobs).where(jobs.c.experiment_id == number).values(lifecycle_stage=stage.value)
-        )
+        conn.execute(update(jobs).where(jobs.c.experiment_id == number).values(lifecycle_stage=stage.value))
 
 
 def set_experiment_tags(store: Store, experiment_id: int | str, tags: Mapping[str, Any]) -> None:
@@ -271,9 +269,7 @@ def _stages_for(view: str) -> Sequence[str]:
     try:
         return views[view.lower()]
     except KeyError:
-        raise InvalidInput(
-            f"unknown view {view!r}", hint="expected active, deleted or all"
-        ) from None
+        raise InvalidInput(f"unknown view {view!r}", hint="expected active, deleted or all") from None
 
 
 def _write_tags(conn: Connection, experiment_id: int, tags: dict[str, str]) -> None:
@@ -284,13 +280,9 @@ def _write_tags(conn: Connection, experiment_id: int, tags: dict[str, str]) -> N
 def _load(conn: Connection, ids: Sequence[int]) -> list[Experiment]:
     if not ids:
         return []
-    rows = {
-        row.id: row for row in conn.execute(select(experiments).where(experiments.c.id.in_(ids)))
-    }
+    rows = {row.id: row for row in conn.execute(select(experiments).where(experiments.c.id.in_(ids)))}
     tags: dict[int, dict[str, str]] = {}
-    for tag in conn.execute(
-        select(experiment_tags).where(experiment_tags.c.experiment_id.in_(ids))
-    ):
+    for tag in conn.execute(select(experiment_tags).where(experiment_tags.c.experiment_id.in_(ids))):
         tags.setdefault(tag.experiment_id, {})[tag.key] = tag.value
     return [_experiment(rows[i], tags.get(i, {})) for i in ids if i in rows]
 

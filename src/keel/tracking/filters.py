@@ -81,11 +81,7 @@ class Field:
     def __str__(self) -> str:
         prefix = {"metric": "metrics", "param": "params", "tag": "tags"}.get(self.kind, self.kind)
         base = f"{prefix}.{self.key}" if self.kind != "attribute" else self.key
-        return (
-            f"{self.aggregate}({base})"
-            if self.kind == "metric" and self.aggregate != "last"
-            else base
-        )
+        return f"{self.aggregate}({base})" if self.kind == "metric" and self.aggregate != "last" else base
 
 
 @dataclass(frozen=True)
@@ -266,8 +262,7 @@ class _Parser:
             self.index += 1
             return "IS NOT NULL" if negated else "IS NULL"
         raise self.error(
-            f"expected a comparison (=, !=, <, <=, >, >=, LIKE, ILIKE, IN) after {field}, "
-            f"got {token.text!r}",
+            f"expected a comparison (=, !=, <, <=, >, >=, LIKE, ILIKE, IN) after {field}, got {token.text!r}",
             token,
         )
 
@@ -407,9 +402,7 @@ def _same(actual: str | float | int, expected: str | float | None) -> bool:
 
 def _like(text: str, pattern: str, *, insensitive: bool) -> bool:
     """SQL LIKE: ``%`` is any run of characters, ``_`` any one character."""
-    translated = "".join(
-        ".*" if char == "%" else "." if char == "_" else re.escape(char) for char in pattern
-    )
+    translated = "".join(".*" if char == "%" else "." if char == "_" else re.escape(char) for char in pattern)
     flags = re.DOTALL | (re.IGNORECASE if insensitive else 0)
     return re.fullmatch(translated, text, flags) is not None
 

@@ -201,9 +201,7 @@ def set_tags(store: Store, job_id: int, tags: Mapping[str, Any]) -> None:
 
 def delete_tag(store: Store, job_id: int, key: str) -> None:
     with store.write() as conn:
-        gone = conn.execute(
-            delete(job_tags).where(job_tags.c.job_id == job_id, job_tags.c.key == key)
-        )
+        gone = conn.execute(delete(job_tags).where(job_tags.c.job_id == job_id, job_tags.c.key == key))
     if gone.rowcount == 0:
         raise NotFound(f"job has no tag {key!r}")
 
@@ -250,9 +248,9 @@ def reap_dead_jobs(store: Store, *, timeout_seconds: float, now: int | None = No
     live = [s.value for s in LIVE_STATUSES]
     with store.read() as conn:
         candidates = conn.execute(
-            select(
-                jobs.c.id, jobs.c.name, jobs.c.heartbeat_at, jobs.c.hostname, jobs.c.process_id
-            ).where(jobs.c.status.in_(live), jobs.c.heartbeat_at.is_not(None))
+            select(jobs.c.id, jobs.c.name, jobs.c.heartbeat_at, jobs.c.hostname, jobs.c.process_id).where(
+                jobs.c.status.in_(live), jobs.c.heartbeat_at.is_not(None)
+            )
         ).all()
     host = socket.gethostname()
     dead = [row for row in candidates if _is_dead(row, current, timeout_seconds, host)]
@@ -271,7 +269,30 @@ def reap_dead_jobs(store: Store, *, timeout_seconds: float, now: int | None = No
                     f"(no heartbeat since {row.heartbeat_at} ms)",
                 )
             )
+        _end_descendants(conn, [row.id for row in dead])
     return [row.name for row in dead]
+
+
+def _end_descendants(conn: Connection, parent_ids: list[int]) -> None:
+    """The unfinished steps of a dead job will never be finished by it: fail them too."""
+    unfinished = [s.value for s in JobStatus if not s.is_terminal]
+    frontier = parent_ids
+    while frontier:
+        rows = conn.execute(
+            select(jobs.c.id).where(jobs.c.parent_id.in_(frontier), jobs.c.status.in_(unfinished))
+        ).all()
+        frontier = [row.id for row in rows]
+        if frontier:
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id.in_(frontier))
+                .values(
+                    status=JobStatus.FAILED.value,
+                    end_time=now_ms(),
+                    heartbeat_at=None,
+                    status_reason="the job it belongs to stopped without ending it",
+                )
+            )
 
 
 def _is_dead(row: Any, now: int, timeout_seconds: float, host: str) -> bool:
@@ -303,15 +324,20 @@ def load_jobs(conn: Connection, ids: Sequence[int]) -> list[Job]:
     if not ids:
         return []
     parent = jobs.alias("parent")
-    rows = {
-        row.id: row
-        for row in conn.execute(
-            select(jobs, experiments.c.name.label("experiment_name"), parent.c.name.label("pname"))
-            .join(experiments, experiments.c.id == jobs.c.experiment_id)
-            .outerjoin(parent, parent.c.id == jobs.c.parent_id)
-            .where(jobs.c.id.in_(ids))
+    source = jobs.alias("source")
+    query = (
+        select(
+            jobs,
+            experiments.c.name.label("experiment_name"),
+            parent.c.name.label("pname"),
+            source.c.name.label("reused_from"),
         )
-    }
+        .join(experiments, experiments.c.id == jobs.c.experiment_id)
+        .outerjoin(parent, parent.c.id == jobs.c.parent_id)
+        .outerjoin(source, source.c.id == jobs.c.reused_from_id)
+        .where(jobs.c.id.in_(ids))
+    )
+    rows = {row.id: row for row in conn.execute(query)}
     params = _key_values(conn, job_params, ids)
     tags = _key_values(conn, job_tags, ids)
     summaries = summaries_for(conn, ids)
@@ -352,6 +378,12 @@ def _job(
         tags=tags,
         metrics=metrics,
         inputs=inputs,
+        step_name=row.step_name,
+        reused_from=row.reused_from,
+        reuse_note=row.reuse_note,
+        exit_code=row.exit_code,
+        environment=row.environment,
+        compute=row.compute,
     )
 
 
@@ -377,6 +409,7 @@ def _inputs_for(conn: Connection, ids: Sequence[int]) -> dict[int, list[JobInput
                 schema=row.schema,
                 profile=row.profile,
                 tags=_decode_tags(row.tags),
+                value=row.value,
             )
         )
     return found

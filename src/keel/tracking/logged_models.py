@@ -183,9 +183,7 @@ def log_model_params(store: Store, model_id: str, params: Mapping[str, Any]) -> 
         _save(conn, model_id, params=_dump_mapping({**current, **clean}))
 
 
-def log_model_metrics(
-    store: Store, measured: Sequence[ModelMetric], *, job_id: int | None = None
-) -> None:
+def log_model_metrics(store: Store, measured: Sequence[ModelMetric], *, job_id: int | None = None) -> None:
     """Attach metrics to their models; with ``job_id`` they are also points of that job.
 
     MLflow links a run's metrics to a model by sending them again with the model's
@@ -230,9 +228,7 @@ def link_outputs(store: Store, job_id: int, model_ids: Sequence[str]) -> None:
         )
 
 
-def _unseen_points(
-    store: Store, job_id: int, measured: Sequence[ModelMetric]
-) -> list[PendingPoint]:
+def _unseen_points(store: Store, job_id: int, measured: Sequence[ModelMetric]) -> list[PendingPoint]:
     names = {m.key for m in measured}
     with store.read() as conn:
         query = select(metric_keys.c.name, metric_keys.c.id).where(metric_keys.c.name.in_(names))
@@ -272,9 +268,7 @@ def _lock(conn: Connection, model_id: str) -> Row[Any]:
 
 def _save(conn: Connection, model_id: str, **values: str | None) -> None:
     conn.execute(
-        update(logged_models)
-        .where(logged_models.c.id == model_id)
-        .values(updated_at=now_ms(), **values)
+        update(logged_models).where(logged_models.c.id == model_id).values(updated_at=now_ms(), **values)
     )
 
 

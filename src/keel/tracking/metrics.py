@@ -64,13 +64,9 @@ class _Fold:
         if (other.last_step, other.last_timestamp) > (self.last_step, self.last_timestamp):
             self.last_step, self.last_timestamp = other.last_step, other.last_timestamp
             self.last_value = other.last_value
-        if other.min_value is not None and (
-            self.min_value is None or other.min_value < self.min_value
-        ):
+        if other.min_value is not None and (self.min_value is None or other.min_value < self.min_value):
             self.min_value, self.min_step = other.min_value, other.min_step
-        if other.max_value is not None and (
-            self.max_value is None or other.max_value > self.max_value
-        ):
+        if other.max_value is not None and (self.max_value is None or other.max_value > self.max_value):
             self.max_value, self.max_step = other.max_value, other.max_step
 
 
@@ -94,9 +90,7 @@ def write_metrics(store: Store, points: Sequence[PendingPoint]) -> None:
         )
 
 
-def _fold_batch(
-    points: Sequence[PendingPoint], key_ids: dict[str, int]
-) -> dict[tuple[int, int], _Fold]:
+def _fold_batch(points: Sequence[PendingPoint], key_ids: dict[str, int]) -> dict[tuple[int, int], _Fold]:
     folds: dict[tuple[int, int], _Fold] = {}
     for job_id, key, value, timestamp, step in points:
         pair = (job_id, key_ids[key])
@@ -119,9 +113,7 @@ def _fold_batch(
     return folds
 
 
-def _insert_points(
-    conn: Connection, points: Sequence[PendingPoint], key_ids: dict[str, int]
-) -> None:
+def _insert_points(conn: Connection, points: Sequence[PendingPoint], key_ids: dict[str, int]) -> None:
     # This is the hot path of metric ingest: plain tuples straight to the driver,
     # never a dict or a SQLAlchemy statement per point.
     rows = [
@@ -352,9 +344,7 @@ def get_metric_history_page(
         return [MetricPoint(key, _from_db(v), s, t) for s, t, v in conn.execute(query)]
 
 
-def _sample_steps(
-    conn: Connection, job_id: int, key_id: int, summary: Any, max_points: int
-) -> set[int]:
+def _sample_steps(conn: Connection, job_id: int, key_id: int, summary: Any, max_points: int) -> set[int]:
     first, last = int(summary.first_step), int(summary.last_step)
     extremes = {first, last} | {s for s in (summary.min_step, summary.max_step) if s is not None}
     buckets = max(max_points - _EXTREME_POINTS, 1)

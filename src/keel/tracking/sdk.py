@@ -114,9 +114,7 @@ class Run:
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         job_ops.set_tags(self._session.store, self.job_id, tags)
 
-    def log_metric(
-        self, key: str, value: Any, step: int | None = None, timestamp: int | None = None
-    ) -> None:
+    def log_metric(self, key: str, value: Any, step: int | None = None, timestamp: int | None = None) -> None:
         """Queue one point; ``step`` defaults to one past this key's previous step."""
         if type(value) is not float:
             value = check_metric_value(key, value)
@@ -158,9 +156,7 @@ class Run:
         clean = [safe_relative_path(p) for p in parts if p]
         return store, "/".join([prefix, *clean]) if prefix else "/".join(clean)
 
-    def log_artifact(
-        self, local_path: str | os.PathLike[str], artifact_path: str | None = None
-    ) -> None:
+    def log_artifact(self, local_path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         """Copy one file into the job's artifacts, under ``artifact_path`` if given."""
         source = Path(local_path)
         if not source.is_file():
@@ -168,9 +164,7 @@ class Run:
         store, target = self._target(artifact_path, source.name)
         store.put_file(source, target)
 
-    def log_artifacts(
-        self, local_dir: str | os.PathLike[str], artifact_path: str | None = None
-    ) -> None:
+    def log_artifacts(self, local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         """Copy a folder's contents into the job's artifacts."""
         source = Path(local_dir)
         if not source.is_dir():
@@ -338,9 +332,7 @@ def log_metric(key: str, value: Any, step: int | None = None, timestamp: int | N
     _active_or_new().log_metric(key, value, step, timestamp)
 
 
-def log_metrics(
-    values: Mapping[str, Any], step: int | None = None, timestamp: int | None = None
-) -> None:
+def log_metrics(values: Mapping[str, Any], step: int | None = None, timestamp: int | None = None) -> None:
     _active_or_new().log_metrics(values, step, timestamp)
 
 
@@ -380,9 +372,7 @@ def flush() -> None:
 def _readable_session() -> _Session:
     session = _current_session()
     session.writer.flush()  # read your own writes
-    job_ops.reap_dead_jobs(
-        session.store, timeout_seconds=session.workspace.config.heartbeat_timeout_seconds
-    )
+    job_ops.reap_dead_jobs(session.store, timeout_seconds=session.workspace.config.heartbeat_timeout_seconds)
     return session
 
 
@@ -415,9 +405,7 @@ def search_jobs(
     return page.jobs
 
 
-def get_metric_history(
-    job: str | Job, key: str, max_points: int | None = None
-) -> list[MetricPoint]:
+def get_metric_history(job: str | Job, key: str, max_points: int | None = None) -> list[MetricPoint]:
     """A metric's points in step order; at most ``max_points`` when given (downsampled)."""
     session = _readable_session()
     job_id = job.id if isinstance(job, Job) else job_ops.resolve_job_id(session.store, job)
@@ -427,9 +415,7 @@ def get_metric_history(
 # -- process exit -------------------------------------------------------------------
 
 
-def _note_uncaught(
-    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
-) -> None:
+def _note_uncaught(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
     global _died_of_exception
     _died_of_exception = True
     _previous_hook(exc_type, exc, tb)
@@ -439,9 +425,7 @@ def _end_open_runs_at_exit() -> None:
     status = JobStatus.FAILED if _died_of_exception else JobStatus.COMPLETED
     for run in sorted(_open_runs.values(), key=lambda r: -r.job_id):
         with contextlib.suppress(KeelError):
-            run.end(
-                status, reason="the program raised an exception" if _died_of_exception else None
-            )
+            run.end(status, reason="the program raised an exception" if _died_of_exception else None)
     close_all_writers()
 
 

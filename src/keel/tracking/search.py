@@ -98,9 +98,7 @@ def search_jobs(
 ) -> JobPage:
     """Jobs matching ``filter``, ordered by ``order_by`` (newest first by default)."""
     if not 1 <= max_results <= MAX_RESULTS_LIMIT:
-        raise InvalidInput(
-            f"max_results must be between 1 and {MAX_RESULTS_LIMIT}, got {max_results}"
-        )
+        raise InvalidInput(f"max_results must be between 1 and {MAX_RESULTS_LIMIT}, got {max_results}")
     offset = decode_page_token(page_token)
     query = select(jobs.c.id).where(jobs.c.lifecycle_stage.in_(_stages(view)))
     if experiment_ids is not None:
@@ -154,13 +152,9 @@ def _comparison(comparison: Comparison) -> ColumnElement[bool]:
     if field.kind == "dataset":
         column = _DATASET_COLUMNS.get(field.key)
         if column is None:
-            raise InvalidInput(
-                f"unknown dataset field {field.key!r}; expected name, digest or context"
-            )
+            raise InvalidInput(f"unknown dataset field {field.key!r}; expected name, digest or context")
         if field.key == "context":
-            comparison = Comparison(
-                field, "LIKE", f'%"mlflow.data.context":"{comparison.value}"%', False
-            )
+            comparison = Comparison(field, "LIKE", f'%"mlflow.data.context":"{comparison.value}"%', False)
         return exists().where(job_inputs.c.job_id == jobs.c.id, _string_test(column, comparison))
     return _attribute_comparison(comparison)
 
@@ -214,9 +208,7 @@ def _status_comparison(comparison: Comparison) -> Comparison:
             return JobStatus(text.lower()).value
         except ValueError:
             known = ", ".join(s.value for s in JobStatus)
-            raise InvalidInput(
-                f"unknown status {text!r}", hint=f"expected one of {known}"
-            ) from None
+            raise InvalidInput(f"unknown status {text!r}", hint=f"expected one of {known}") from None
 
     if comparison.op in ("LIKE", "ILIKE", "NOT LIKE", "NOT ILIKE"):
         return comparison
@@ -306,9 +298,7 @@ def _order_column(query: Select[Any], field: Field, position: int) -> tuple[Any,
         return table.c.value, query
     if field.kind == "attribute" and field.key.lower() in _ATTRIBUTES:
         return _ATTRIBUTES[field.key.lower()], query
-    raise InvalidInput(
-        f"cannot order by {field}", hint="order by metrics, params, tags or attributes"
-    )
+    raise InvalidInput(f"cannot order by {field}", hint="order by metrics, params, tags or attributes")
 
 
 # -- paging -----------------------------------------------------------------------------

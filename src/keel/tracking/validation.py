@@ -26,9 +26,7 @@ def check_key(key: Any, what: str) -> str:
     if not isinstance(key, str) or not key:
         raise InvalidInput(f"{what} key must be a non-empty string, got {key!r}")
     if len(key) > KEY_LENGTH:
-        raise InvalidInput(
-            f"{what} key {key[:40]!r}… is {len(key)} characters; at most {KEY_LENGTH}"
-        )
+        raise InvalidInput(f"{what} key {key[:40]!r}… is {len(key)} characters; at most {KEY_LENGTH}")
     if not _KEY_PATTERN.match(key) or key.startswith("/") or ".." in key.split("/"):
         raise InvalidInput(
             f"{what} key {key!r} has characters that are not allowed",
@@ -50,9 +48,7 @@ def check_param_value(key: str, value: Any) -> str:
 def check_tag_value(key: str, value: Any) -> str:
     text = value if isinstance(value, str) else str(value)
     if len(text) > TAG_VALUE_LENGTH:
-        raise InvalidInput(
-            f"tag {key!r} has a value of {len(text)} characters; at most {TAG_VALUE_LENGTH}"
-        )
+        raise InvalidInput(f"tag {key!r} has a value of {len(text)} characters; at most {TAG_VALUE_LENGTH}")
     return text
 
 
@@ -61,9 +57,7 @@ def check_metric_value(key: str, value: Any) -> float:
     if type(value) is float:
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidInput(
-            f"metric {key!r} must be a number, got {type(value).__name__} {value!r:.60}"
-        )
+        raise InvalidInput(f"metric {key!r} must be a number, got {type(value).__name__} {value!r:.60}")
     return float(value)
 
 
@@ -106,8 +100,6 @@ def stringify_mapping(values: Mapping[str, Any] | None, what: str) -> dict[str, 
     if values is None:
         return {}
     if not isinstance(values, Mapping):
-        raise InvalidInput(
-            f"{what}s must be a mapping of key to value, got {type(values).__name__}"
-        )
+        raise InvalidInput(f"{what}s must be a mapping of key to value, got {type(values).__name__}")
     check_value = check_param_value if what == "param" else check_tag_value
     return {check_key(key, what): check_value(key, value) for key, value in values.items()}

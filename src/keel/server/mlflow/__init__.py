@@ -43,8 +43,7 @@ def routes(workspace: Workspace) -> list[BaseRoute]:
     for prefix in ARTIFACT_PREFIXES:
         found += artifacts.proxy_routes(prefix, context)
     found += [
-        Route(f"{prefix}/{{rest:path}}", _not_found, methods=_ANY_METHOD)
-        for prefix in ("/api", "/ajax-api")
+        Route(f"{prefix}/{{rest:path}}", _not_found, methods=_ANY_METHOD) for prefix in ("/api", "/ajax-api")
     ]
     return found
 

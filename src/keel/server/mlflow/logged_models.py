@@ -77,9 +77,7 @@ def search_logged_models(context: Context, fields: Fields) -> JSON:
         max_results=fields.int64("max_results") or DEFAULT_MAX_RESULTS,
         page_token=fields.optional_text("page_token"),
     )
-    return render.page(
-        "models", [render.logged_model(m) for m in page.models], page.next_page_token
-    )
+    return render.page("models", [render.logged_model(m) for m in page.models], page.next_page_token)
 
 
 def set_logged_model_tags(context: Context, fields: Fields) -> JSON:

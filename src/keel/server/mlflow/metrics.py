@@ -70,9 +70,7 @@ def log_batch(context: Context, fields: Fields) -> JSON:
 
 def _check_batch_size(metrics: int, params: int, tags: int) -> None:
     if metrics > MAX_METRICS_PER_BATCH:
-        raise InvalidInput(
-            f"a batch may hold at most {MAX_METRICS_PER_BATCH} metrics, got {metrics}"
-        )
+        raise InvalidInput(f"a batch may hold at most {MAX_METRICS_PER_BATCH} metrics, got {metrics}")
     if params > MAX_PARAMS_TAGS_PER_BATCH or tags > MAX_PARAMS_TAGS_PER_BATCH:
         raise InvalidInput(
             f"a batch may hold at most {MAX_PARAMS_TAGS_PER_BATCH} params and "

@@ -31,6 +31,7 @@ RUN_STATUS = {
     JobStatus.PREPARING: "RUNNING",
     JobStatus.RUNNING: "RUNNING",
     JobStatus.PAUSED: "RUNNING",
+    JobStatus.CANCEL_REQUESTED: "RUNNING",
     JobStatus.COMPLETED: "FINISHED",
     JobStatus.FAILED: "FAILED",
     JobStatus.CANCELED: "KILLED",
@@ -106,9 +107,7 @@ def run(job: Job, outputs: Sequence[str] = ()) -> JSON:
         },
         "inputs": {
             "dataset_inputs": [dataset_input(i) for i in job.inputs if i.type != MODEL_INPUT_TYPE],
-            "model_inputs": [
-                {"model_id": i.name} for i in job.inputs if i.type == MODEL_INPUT_TYPE
-            ],
+            "model_inputs": [{"model_id": i.name} for i in job.inputs if i.type == MODEL_INPUT_TYPE],
         },
         "outputs": {"model_outputs": [{"model_id": m, "step": 0} for m in outputs]},
     }

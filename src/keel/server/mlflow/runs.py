@@ -67,15 +67,14 @@ def get_run(context: Context, fields: Fields) -> JSON:
 
 
 def update_run(context: Context, fields: Fields) -> JSON:
+    """Status and end time change only on tracking runs: a job Keel runs (a command,
+    a pipeline step) ends when its process ends, whatever ``mlflow.end_run()`` says."""
     name = run_id(fields)
     run_name = fields.optional_text("run_name") or None
-    job = jobs.update_job(
-        context.store,
-        name,
-        status=_status(fields),
-        end_time=fields.int64("end_time"),
-        display_name=run_name,
-    )
+    status, end_time = _status(fields), fields.int64("end_time")
+    if jobs.get_job(context.store, name).type != "run":
+        status, end_time = None, None
+    job = jobs.update_job(context.store, name, status=status, end_time=end_time, display_name=run_name)
     if run_name:
         jobs.set_tags(context.store, job.id, {render.RUN_NAME_TAG: run_name})
     return {"run_info": render.run_info(job)}

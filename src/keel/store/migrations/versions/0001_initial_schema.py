@@ -104,9 +104,7 @@ def upgrade() -> None:
             ["job_id"], ["jobs.id"], name=op.f("fk_job_inputs_job_id_jobs"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_job_inputs")),
-        sa.UniqueConstraint(
-            "job_id", "name", "digest", name=op.f("uq_job_inputs_job_id_name_digest")
-        ),
+        sa.UniqueConstraint("job_id", "name", "digest", name=op.f("uq_job_inputs_job_id_name_digest")),
     )
     op.create_table(
         "job_params",
@@ -119,9 +117,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("job_id", "key", name=op.f("pk_job_params")),
     )
     with op.batch_alter_table("job_params", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_job_params_key_job_id"), ["key", "job_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_job_params_key_job_id"), ["key", "job_id"], unique=False)
 
     op.create_table(
         "job_tags",
@@ -220,9 +216,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["job_id"], ["jobs.id"], name=op.f("fk_metrics_job_id_jobs"), ondelete="CASCADE"
         ),
-        sa.ForeignKeyConstraint(
-            ["key_id"], ["metric_keys.id"], name=op.f("fk_metrics_key_id_metric_keys")
-        ),
+        sa.ForeignKeyConstraint(["key_id"], ["metric_keys.id"], name=op.f("fk_metrics_key_id_metric_keys")),
     )
     with op.batch_alter_table("metrics", schema=None) as batch_op:
         batch_op.create_index(
