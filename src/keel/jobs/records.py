@@ -33,32 +33,79 @@ def create_step_jobs(
     store: Store, experiment: Experiment, nodes: Mapping[str, Node], root: Node, *, user_id: str | None = None
 ) -> None:
     """Insert a queued job for every node but the root, parents first, in one transaction."""
-    now = now_ms()
     with store.write() as conn:
         for node in nodes.values():
             if node is root:
                 continue
-            name = new_job_name()
             parent = nodes[node.parent] if node.parent is not None else root
-            node.job_name = name
-            node.job_id = conn.execute(
-                insert(jobs)
-                .values(
-                    name=name,
-                    display_name=node.step.display_name or node.path.rsplit("/", 1)[-1],
-                    experiment_id=experiment.id,
-                    parent_id=parent.job_id,
-                    type=node.step.kind,
-                    status=JobStatus.QUEUED.value,
-                    created_at=now,
-                    lifecycle_stage="active",
-                    artifact_location=job_artifact_location(experiment, name),
-                    step_name=node.path,
-                    compute=node.step.compute or "local",
-                    user_id=user_id,
-                )
-                .returning(jobs.c.id)
-            ).scalar_one()
+            node.job_name = new_job_name()
+            node.job_id = _insert_child(
+                conn,
+                experiment,
+                parent_id=parent.job_id,
+                name=node.job_name,
+                display_name=node.step.display_name or node.path.rsplit("/", 1)[-1],
+                kind=node.step.kind,
+                step_name=node.path,
+                compute=node.step.compute or "local",
+                user_id=user_id,
+            )
+
+
+def create_child(
+    store: Store,
+    experiment: Experiment,
+    *,
+    parent_id: int,
+    name: str,
+    display_name: str,
+    kind: str,
+    step_name: str,
+    user_id: str | None,
+) -> tuple[int, str, str]:
+    """One more queued child job (a sweep trial); returns (id, name, artifact location)."""
+    with store.write() as conn:
+        job_id = _insert_child(
+            conn,
+            experiment,
+            parent_id=parent_id,
+            name=name,
+            display_name=display_name,
+            kind=kind,
+            step_name=step_name,
+            compute="local",
+            user_id=user_id,
+        )
+    return job_id, name, job_artifact_location(experiment, name)
+
+
+def _insert_child(
+    conn: Connection,
+    experiment: Experiment,
+    *,
+    parent_id: int,
+    name: str,
+    display_name: str,
+    kind: str,
+    step_name: str,
+    compute: str,
+    user_id: str | None,
+) -> int:
+    values = {
+        "name": name,
+        "display_name": display_name,
+        "experiment_id": experiment.id,
+        "parent_id": parent_id,
+        "type": kind,
+        "status": JobStatus.QUEUED.value,
+        "created_at": now_ms(),
+        "lifecycle_stage": "active",
+        "artifact_location": job_artifact_location(experiment, name),
+        "step_name": step_name,
+        "compute": compute,
+        "user_id": user_id,
+    }
+    return int(conn.execute(insert(jobs).values(**values).returning(jobs.c.id)).scalar_one())
 
 
 def mark_running(store: Store, node: Node, *, environment: str | None = None) -> None:

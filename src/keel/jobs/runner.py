@@ -318,6 +318,9 @@ class Runner:
         if self.spec.settings.force_rerun:
             node.reuse_note = "not reused: the pipeline sets force_rerun"
             return False
+        if node.step.kind == "sweep":
+            node.reuse_note = "not reused: a sweep always runs its trials"
+            return False
         if not node.step.is_deterministic:
             node.reuse_note = "not reused: the component is not deterministic"
             return False

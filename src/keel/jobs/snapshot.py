@@ -42,7 +42,7 @@ def _ignore_rules(folder: Path):  # type: ignore[no-untyped-def]
     for name in (".amlignore", ".gitignore"):
         rules = folder / name
         if rules.is_file():
-            return pathspec.PathSpec.from_lines("gitwildmatch", rules.read_text().splitlines())
+            return pathspec.GitIgnoreSpec.from_lines(rules.read_text().splitlines())
     return None
 
 

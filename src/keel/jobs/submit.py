@@ -9,6 +9,7 @@ in this process; ``start_in_background`` hands it to a detached runner process
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -121,27 +122,22 @@ def run(workspace: Workspace, name: str, *, previous: dict[str, PreviousStep] | 
     return Runner(workspace, job_id, spec, previous=previous).run()
 
 
-def start_in_background(workspace: Workspace, name: str, *, rerun_of: str | None = None) -> int:
-    """Start a detached runner process for ``name``; returns its pid."""
+def start_in_background(workspace: Workspace, name: str, *, rerun_of: str | None = None) -> None:
+    """Start a detached runner process for ``name`` that outlives this one.
+
+    It is started through ``sh -c '… &'`` so it is re-parented at once: no zombie
+    is left in a long-lived caller, and nothing here waits for it.
+    """
     config = workspace.config
     log = config.root / "runs" / f"{name}.runner.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "keel.jobs", "run", name, "--workspace", str(config.root)]
     if rerun_of:
         command += ["--rerun-of", rerun_of]
-    environment = dict(
-        os.environ, KEEL_DATABASE_URL=config.database_url, KEEL_ARTIFACTS_URL=config.artifacts_url
-    )
-    with open(log, "ab") as output:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=environment,
-            start_new_session=True,
-        )
-    return process.pid
+    environment = dict(os.environ)
+    environment.update(KEEL_DATABASE_URL=config.database_url, KEEL_ARTIFACTS_URL=config.artifacts_url)
+    line = f"{shlex.join(command)} >> {shlex.quote(str(log))} 2>&1 < /dev/null &"
+    subprocess.run(["/bin/sh", "-c", line], env=environment, start_new_session=True, check=True)
 
 
 def rerun(workspace: Workspace, name: str) -> Job:
