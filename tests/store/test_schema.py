@@ -95,3 +95,39 @@ def test_plain_postgres_urls_use_psycopg() -> None:
     assert normalise_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_a_database_from_the_previous_release_is_migrated_with_its_data(tmp_path: Path) -> None:
+    """Build a 0001 database through Alembic, add a job, then open it: it migrates and keeps the job."""
+    from alembic import command
+    from alembic.config import Config
+
+    from keel.store.migrate import MIGRATIONS
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(
+            text(
+                "INSERT INTO experiments (id, name, lifecycle_stage, created_at, updated_at) "
+                "VALUES (1, 'e', 'active', 1, 1)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO jobs (name, experiment_id, type, status, created_at, lifecycle_stage, "
+                "artifact_location) "
+                "VALUES ('kept_job', 1, 'run', 'completed', 1, 'active', '1/kept_job/artifacts')"
+            )
+        )
+    engine.dispose()
+    migrated = open_store(url)
+    with migrated.read() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_REVISION
+        assert conn.execute(text("SELECT name, step_name FROM jobs")).one() == ("kept_job", None)
+    assert _diff_against_models(migrated) == []
+    migrated.close()
