@@ -126,7 +126,7 @@ def test_bad_specs_say_file_line_and_field_and_run_nothing(
 def test_a_missing_required_input_is_named(workspace: Workspace, project: Path, tmp_path: Path) -> None:
     spec = tmp_path / "missing.yml"
     component = project / "components" / "train.yml"
-    spec.write_text(f"type: pipeline\njobs:\n  train:\n    component: {component}\n    inputs:\n      lr: 0.1\n")
+    spec.write_text(f"type: pipeline\njobs:\n  train:\n    component: {component}\n    inputs: {{lr: 0.1}}\n")
     result = keel_cli(workspace, "job", "create", "-f", str(spec))
     assert result.returncode == 1
     assert "missing.yml:3: jobs.train: required input 'data' of train_delays is not given" in result.stderr
