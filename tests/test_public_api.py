@@ -27,7 +27,5 @@ def test_unknown_names_raise_attribute_error() -> None:
 def test_importing_keel_is_light() -> None:
     """`import keel` must not pull in SQLAlchemy: the CLI's start-up time depends on it."""
     code = "import sys, keel; print('sqlalchemy' in sys.modules)"
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

@@ -38,6 +38,12 @@ _EXPORTS = {
     "get_metric_history": "keel.tracking.sdk",
     "set_workspace": "keel.tracking.sdk",
     "Run": "keel.tracking.sdk",
+    "component": "keel.jobs.python_component",
+    "Input": "keel.jobs.python_component",
+    "Output": "keel.jobs.python_component",
+    "pipeline": "keel.jobs.python_pipeline",
+    "submit": "keel.jobs.immediate",
+    "load_job": "keel.specs",
     "Job": "keel.tracking.entities",
     "JobStatus": "keel.tracking.entities",
     "MetricPoint": "keel.tracking.entities",
@@ -53,6 +59,7 @@ _EXPORTS = {
 __all__ = [
     "Conflict",
     "Experiment",
+    "Input",
     "InvalidInput",
     "Job",
     "JobStatus",
@@ -60,13 +67,16 @@ __all__ = [
     "MetricPoint",
     "MetricSummary",
     "NotFound",
+    "Output",
     "Run",
     "Workspace",
     "active_run",
+    "component",
     "end_run",
     "flush",
     "get_job",
     "get_metric_history",
+    "load_job",
     "log_artifact",
     "log_artifacts",
     "log_dict",
@@ -75,15 +85,21 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "pipeline",
     "search_jobs",
     "set_tag",
     "set_tags",
     "set_workspace",
     "start_run",
+    "submit",
 ]
 
 if TYPE_CHECKING:
     from keel.errors import Conflict, InvalidInput, KeelError, NotFound
+    from keel.jobs.immediate import submit
+    from keel.jobs.python_component import Input, Output, component
+    from keel.jobs.python_pipeline import pipeline
+    from keel.specs import load_job
     from keel.tracking.entities import Experiment, Job, JobStatus, MetricPoint, MetricSummary
     from keel.tracking.sdk import (
         Run,

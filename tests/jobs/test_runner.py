@@ -97,7 +97,7 @@ def test_code_snapshots_respect_amlignore(workspace: Workspace, project: Path) -
     from keel.jobs.snapshot import included_files
 
     names = {rel for rel, _ in included_files(project / "src")}
-    assert names == {".amlignore", "prep.py", "train.py"}
+    assert names == {".amlignore", "prep.py", "train.py", "trial.py"}
 
 
 def test_a_failing_step_fails_the_pipeline_and_commits_nothing(workspace: Workspace, project: Path) -> None:

@@ -24,9 +24,7 @@ class MlflowApi:
         self.workspace = workspace
 
     async def post(self, endpoint: str, body: Any = None, *, status: int = 200) -> Any:
-        return await self.call(
-            "POST", endpoint, json=body if body is not None else {}, status=status
-        )
+        return await self.call("POST", endpoint, json=body if body is not None else {}, status=status)
 
     async def get(self, endpoint: str, params: Any = None, *, status: int = 200) -> Any:
         return await self.call("GET", endpoint, params=params, status=status)

@@ -45,9 +45,7 @@ async def test_experiments_are_created_read_renamed_tagged_deleted_and_restored(
         "experiments/set-experiment-tag",
         {"experiment_id": experiment_id, "key": "stage", "value": "dev"},
     )
-    await api.post(
-        "experiments/delete-experiment-tag", {"experiment_id": experiment_id, "key": "team"}
-    )
+    await api.post("experiments/delete-experiment-tag", {"experiment_id": experiment_id, "key": "team"})
     tags = (await api.get("experiments/get", {"experiment_id": experiment_id}))["experiment"]
     assert tags["tags"] == [{"key": "stage", "value": "dev"}]
     await api.post("experiments/delete", {"experiment_id": experiment_id})
@@ -74,9 +72,7 @@ async def test_experiment_errors_use_mlflow_codes_and_statuses(api: MlflowApi) -
 
 async def test_experiment_search_filters_orders_and_pages(api: MlflowApi) -> None:
     for name, team in (("alpha", "a"), ("beta", "b"), ("gamma", "a"), ("delta", "a")):
-        await api.post(
-            "experiments/create", {"name": name, "tags": [{"key": "team", "value": team}]}
-        )
+        await api.post("experiments/create", {"name": name, "tags": [{"key": "team", "value": team}]})
     found = await api.post(
         "experiments/search",
         {"filter": "tags.team = 'a' AND name != 'delta'", "order_by": ["name DESC"]},
@@ -269,17 +265,13 @@ async def test_metric_history_pages(api: MlflowApi) -> None:
         "runs/log-batch",
         {
             "run_id": run_id,
-            "metrics": [
-                {"key": "loss", "value": 1 / (s + 1), "timestamp": 5, "step": s} for s in range(25)
-            ],
+            "metrics": [{"key": "loss", "value": 1 / (s + 1), "timestamp": 5, "step": s} for s in range(25)],
         },
     )
     steps, token, pages = [], None, 0
     while True:
         query = {"run_id": run_id, "metric_key": "loss", "max_results": 10}
-        page = await api.get(
-            "metrics/get-history", {**query, **({"page_token": token} if token else {})}
-        )
+        page = await api.get("metrics/get-history", {**query, **({"page_token": token} if token else {})})
         steps += [p["step"] for p in page["metrics"]]
         pages += 1
         token = page.get("next_page_token")
@@ -306,9 +298,7 @@ async def test_log_batch_writes_metrics_params_and_tags(api: MlflowApi) -> None:
         "runs/log-batch",
         {
             "run_id": run_id,
-            "metrics": [
-                {"key": "acc", "value": s / 10, "timestamp": 7, "step": s} for s in range(5)
-            ]
+            "metrics": [{"key": "acc", "value": s / 10, "timestamp": 7, "step": s} for s in range(5)]
             + [{"key": "loss", "value": "NaN", "timestamp": "8"}],
             "params": [{"key": "model", "value": "rf"}, {"key": "model", "value": "rf"}],
             "tags": [{"key": "mlflow.runName", "value": "batched"}],
@@ -392,9 +382,7 @@ async def test_search_runs_filters_orders_pages_and_views(api: MlflowApi) -> Non
     )
     assert [r["info"]["run_name"] for r in rest["runs"]] == ["run3"]
     await api.post("runs/delete", {"run_id": ids[0]})
-    deleted = await api.post(
-        "runs/search", {"experiment_ids": [experiment], "run_view_type": "DELETED_ONLY"}
-    )
+    deleted = await api.post("runs/search", {"experiment_ids": [experiment], "run_view_type": "DELETED_ONLY"})
     assert [r["info"]["run_id"] for r in deleted["runs"]] == [ids[0]]
     bad = await api.post("runs/search", {"filter": "metrics.acc >"}, status=400)
     assert bad["error_code"] == "INVALID_PARAMETER_VALUE"
@@ -414,9 +402,7 @@ async def test_inputs_record_datasets_and_models(api: MlflowApi) -> None:
         "runs/log-inputs",
         {
             "run_id": run_id,
-            "datasets": [
-                {"tags": [{"key": "mlflow.data.context", "value": "train"}], "dataset": dataset}
-            ],
+            "datasets": [{"tags": [{"key": "mlflow.data.context", "value": "train"}], "dataset": dataset}],
             "models": [{"model_id": "m-123"}],
         },
     )

@@ -23,9 +23,7 @@ def _root(api: MlflowApi) -> Path:
 async def test_files_go_up_come_down_list_and_delete(local_api: MlflowApi) -> None:
     client = local_api.client
     payload = os.urandom(3 * 1024 * 1024 + 17)  # several slices of the streamed upload
-    assert (
-        await client.put(f"{PROXY}/0/run/artifacts/model/weights.bin", content=payload)
-    ).json() == {}
+    assert (await client.put(f"{PROXY}/0/run/artifacts/model/weights.bin", content=payload)).json() == {}
     await client.put(f"{PROXY}/0/run/artifacts/notes.txt", content=b"hello")
     download = await client.get(f"{PROXY}/0/run/artifacts/model/weights.bin")
     assert download.status_code == 200 and download.content == payload
@@ -73,9 +71,7 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("path", HOSTILE)
-async def test_hostile_paths_are_refused_everywhere(
-    local_api: MlflowApi, path: str, tmp_path: Path
-) -> None:
+async def test_hostile_paths_are_refused_everywhere(local_api: MlflowApi, path: str, tmp_path: Path) -> None:
     client = local_api.client
     for method in ("PUT", "GET", "DELETE"):
         body = b"x" if method == "PUT" else None

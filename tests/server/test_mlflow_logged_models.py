@@ -62,9 +62,7 @@ async def test_tags_params_and_deletion(api: MlflowApi) -> None:
     assert gone["error_code"] == "RESOURCE_DOES_NOT_EXIST"
     await api.post(f"logged-models/{model_id}/params", {"params": [{"key": "k", "value": "v"}]})
     await api.post(f"logged-models/{model_id}/params", {"params": [{"key": "k", "value": "v"}]})
-    await api.post(
-        f"logged-models/{model_id}/params", {"params": [{"key": "k", "value": "w"}]}, status=400
-    )
+    await api.post(f"logged-models/{model_id}/params", {"params": [{"key": "k", "value": "w"}]}, status=400)
     model = (await api.get(f"logged-models/{model_id}"))["model"]
     assert model["info"]["tags"] == [{"key": "a", "value": "1"}]
     assert model["data"]["params"] == [{"key": "k", "value": "v"}]
@@ -101,9 +99,7 @@ async def test_search_filters_orders_and_pages(api: MlflowApi) -> None:
         },
     )
     assert [m["info"]["name"] for m in found["models"]] == ["b", "c"]
-    by_name = await api.post(
-        "logged-models/search", {"experiment_ids": ["0"], "filter": "name = 'a'"}
-    )
+    by_name = await api.post("logged-models/search", {"experiment_ids": ["0"], "filter": "name = 'a'"})
     assert [m["info"]["name"] for m in by_name["models"]] == ["a"]
     page = await api.post(
         "logged-models/search",
@@ -165,9 +161,7 @@ async def test_linked_metrics_reach_the_model_without_doubling_the_run(api: Mlfl
 async def test_outputs_link_models_to_their_run(api: MlflowApi) -> None:
     run_id = await api.new_run()
     model_id = (await _model(api))["info"]["model_id"]
-    await api.post(
-        "runs/outputs", {"run_id": run_id, "models": [{"model_id": model_id, "step": 0}]}
-    )
+    await api.post("runs/outputs", {"run_id": run_id, "models": [{"model_id": model_id, "step": 0}]})
     run = (await api.get("runs/get", {"run_id": run_id}))["run"]
     assert run["outputs"]["model_outputs"] == [{"model_id": model_id, "step": 0}]
     model = await api.get(f"logged-models/{model_id}")
@@ -181,10 +175,6 @@ async def test_outputs_link_models_to_their_run(api: MlflowApi) -> None:
 async def test_the_legacy_log_model_call_keeps_a_history_tag(api: MlflowApi) -> None:
     run_id = await api.new_run()
     for path in ("model", "other"):
-        await api.post(
-            "runs/log-model", {"run_id": run_id, "model_json": f'{{"artifact_path": "{path}"}}'}
-        )
+        await api.post("runs/log-model", {"run_id": run_id, "model_json": f'{{"artifact_path": "{path}"}}'})
     tags = get_job(api.workspace.store, run_id).tags
-    assert (
-        tags["mlflow.log-model.history"] == '[{"artifact_path":"model"},{"artifact_path":"other"}]'
-    )
+    assert tags["mlflow.log-model.history"] == '[{"artifact_path":"model"},{"artifact_path":"other"}]'

@@ -116,8 +116,7 @@ async def test_unexpected_errors_are_500_without_details(
     async with httpx.AsyncClient(transport=transport, base_url="http://keel") as client:
         response = await client.post("/boom", json={})
         refused = {
-            kind: await client.post("/refuse", json={"kind": kind})
-            for kind in ("conflict", "busy", "bad")
+            kind: await client.post("/refuse", json={"kind": kind}) for kind in ("conflict", "busy", "bad")
         }
     assert response.status_code == 500
     assert response.json()["error_code"] == "INTERNAL_ERROR"

@@ -27,9 +27,7 @@ def test_dotted_keys_summaries_or_and_parentheses() -> None:
 def test_in_lists_null_tests_and_bare_attributes() -> None:
     node = parse_filter("status IN ('FINISHED', 'FAILED') and params.x IS NOT NULL")
     assert isinstance(node, Logical)
-    assert node.items[0] == Comparison(
-        Field("attribute", "status"), "IN", ("FINISHED", "FAILED"), False
-    )
+    assert node.items[0] == Comparison(Field("attribute", "status"), "IN", ("FINISHED", "FAILED"), False)
     assert node.items[1] == Comparison(Field("param", "x"), "IS NOT NULL", None, False)
 
 

@@ -82,9 +82,7 @@ def test_tags_overwrite_and_delete(store: Store, experiment: Experiment) -> None
 
 def test_inputs_are_kept_once_per_digest(store: Store, experiment: Experiment) -> None:
     job = ops.create_job(store, experiment)
-    data = JobInput(
-        name="flights", type="dataset", digest="abc", tags={"mlflow.data.context": "train"}
-    )
+    data = JobInput(name="flights", type="dataset", digest="abc", tags={"mlflow.data.context": "train"})
     ops.log_inputs(store, job.id, [data, data])
     found = ops.get_job(store, job.name).inputs
     assert found == [data]
@@ -121,9 +119,7 @@ def test_a_job_whose_heartbeat_stopped_is_failed_after_the_timeout(
     assert "stopped without ending it" in (reaped.status_reason or "")
 
 
-def test_a_job_whose_local_process_is_gone_is_failed_quickly(
-    store: Store, experiment: Experiment
-) -> None:
+def test_a_job_whose_local_process_is_gone_is_failed_quickly(store: Store, experiment: Experiment) -> None:
     job = ops.create_job(store, experiment, heartbeat=True)
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
@@ -134,9 +130,7 @@ def test_a_job_whose_local_process_is_gone_is_failed_quickly(
             .values(process_id=child.pid, hostname=socket.gethostname())
         )
     assert ops.reap_dead_jobs(store, timeout_seconds=3600, now=job.heartbeat_at) == []  # grace
-    assert ops.reap_dead_jobs(store, timeout_seconds=3600, now=job.heartbeat_at + 5_000) == [
-        job.name
-    ]
+    assert ops.reap_dead_jobs(store, timeout_seconds=3600, now=job.heartbeat_at + 5_000) == [job.name]
 
 
 def test_a_live_local_process_keeps_its_job(store: Store, experiment: Experiment) -> None:

@@ -55,9 +55,7 @@ def test_an_all_nan_metric_has_nan_summaries(store: Store, job: Job) -> None:
 
 
 def test_history_is_in_step_order(store: Store, job: Job) -> None:
-    write_metrics(
-        store, [(job.id, "k", 3.0, 3, 3), (job.id, "k", 1.0, 1, 1), (job.id, "k", 2.0, 2, 2)]
-    )
+    write_metrics(store, [(job.id, "k", 3.0, 3, 3), (job.id, "k", 1.0, 1, 1), (job.id, "k", 2.0, 2, 2)])
     assert [p.step for p in get_metric_history(store, job.id, "k")] == [1, 2, 3]
     assert get_metric_history(store, job.id, "unknown") == []
 

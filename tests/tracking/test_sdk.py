@@ -160,9 +160,7 @@ def test_an_unended_run_in_a_script_is_closed_at_exit(workspace: Workspace, tmp_
     assert died.status == keel.JobStatus.FAILED and died.metrics["x"].count == 1
 
 
-def test_a_process_started_for_a_job_logs_into_it(
-    sdk: Workspace, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_process_started_for_a_job_logs_into_it(sdk: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     with keel.start_run(name="outer_job") as outer:
         pass
     monkeypatch.setenv("KEEL_JOB_NAME", outer.name)

@@ -53,9 +53,7 @@ def test_filter_on_param_ordered_by_minimum(store: Store, population: dict[str, 
     assert found == ["rf1", "rf2"]
 
 
-def test_order_by_last_value_puts_missing_metrics_last(
-    store: Store, population: dict[str, str]
-) -> None:
+def test_order_by_last_value_puts_missing_metrics_last(store: Store, population: dict[str, str]) -> None:
     assert _names(store, order_by=["metrics.loss DESC"]) == [
         "lr1",
         "rf1",
@@ -126,9 +124,7 @@ def test_paging_walks_every_job_once(store: Store, population: dict[str, str]) -
         search_jobs(store, page_token="garbage")
 
 
-def test_search_results_carry_params_tags_and_metrics(
-    store: Store, population: dict[str, str]
-) -> None:
+def test_search_results_carry_params_tags_and_metrics(store: Store, population: dict[str, str]) -> None:
     (job,) = search_jobs(store, filter="attributes.run_id = 'gb1'").jobs
     assert job.params == {"model": "gb", "seed": "3"}
     assert job.tags == {"team": "t1"}

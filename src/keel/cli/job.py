@@ -410,3 +410,24 @@ def download(
     written = download_job(_readable(ctx), name, Path(download_path), output_name=output_name)
     for path in written:
         typer.echo(f"downloaded {path}")
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A job Keel ran (from YAML or from Python).")],
+    file: Annotated[str | None, typer.Option("--file", "-f", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Write a job's spec as Azure ML YAML, e.g. a pipeline built with @keel.pipeline."""
+    from pathlib import Path
+
+    from keel.jobs.submit import load_spec
+    from keel.specs.export import export_yaml
+
+    _, spec = load_spec(_readable(ctx), name)
+    if file is None:
+        typer.echo(export_yaml(spec), nl=False)
+        return
+    target = Path(file)
+    target.write_text(export_yaml(spec, relative_to=target.resolve().parent))
+    typer.echo(f"wrote {target}")

@@ -33,6 +33,7 @@ from keel.tracking.entities import JobStatus
 from keel.workspace import Workspace
 
 LOG_FILE = "user_logs/std_log.txt"
+FUNCTION_COMMAND = "python -m keel.function "
 TIMED_OUT = "timed out"
 _SHELL = shutil.which("bash") or "/bin/sh"
 _KILL_GRACE_SECONDS = 5.0
@@ -178,7 +179,7 @@ def _attempt(
         _discard(staged)
         return _failure(context, node, exit_code, stopped)
     try:
-        outputs = _commit_outputs(context, node, staged)
+        outputs = commit_outputs(context, node, staged)
     except (OSError, ValueError) as exc:
         _discard(staged)
         return StepResult(JobStatus.FAILED, reason=f"could not commit outputs: {exc}", exit_code=0)
@@ -201,11 +202,15 @@ def _failure(context: RunContext, node: Node, exit_code: int | None, stopped: st
 
 def _render(node: Node, staged: dict[str, Path]) -> str:
     outputs = node.step.component.outputs
+    # Keel's own command form parses its arguments itself: quote every value for it.
+    quote_literals = (node.step.component.command or "").startswith(FUNCTION_COMMAND)
 
     def resolve(reference: Reference) -> str | None:
         if reference.context == "inputs":
             value = node.inputs.get(reference.name)
-            return None if value is None else _shell_word(value)
+            if value is None:
+                return None
+            return shlex.quote(value.as_argument()) if quote_literals else _shell_word(value)
         if reference.context == "outputs":
             return shlex.quote(
                 str(output_path(staged[reference.name], reference.name, outputs[reference.name].type))
@@ -283,8 +288,17 @@ def _execute(
     return exit_code, None
 
 
-def _commit_outputs(context: RunContext, node: Node, staged: dict[str, Path]) -> dict[str, Value]:
+def commit_outputs(
+    context: RunContext, node: Node, staged: dict[str, Path], *, literals: dict[str, Any] | None = None
+) -> dict[str, Value]:
+    """Commit staged data outputs by content; literal outputs come from ``literals`` (an
+    in-process call's return) or from the file the command wrote the value to."""
     outputs: dict[str, Value] = {}
+    for name, decl in node.step.component.outputs.items():
+        if decl.is_literal and literals is not None:
+            if name not in literals:
+                raise ValueError(f"literal output {name!r} was not returned")
+            outputs[name] = Value(type=decl.type, literal=literals[name])
     for name, folder in staged.items():
         decl = node.step.component.outputs[name]
         if decl.is_literal:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import BigInteger, Connection, Text, bindparam, func, insert, select, update
 
 from keel.clock import now_ms
 from keel.jobs.graph import Node, Value
@@ -32,24 +32,33 @@ class StoredOutput:
 def create_step_jobs(
     store: Store, experiment: Experiment, nodes: Mapping[str, Node], root: Node, *, user_id: str | None = None
 ) -> None:
-    """Insert a queued job for every node but the root, parents first, in one transaction."""
+    """Insert a queued job for every node but the root, a level of nesting per statement."""
+    pending = [node for node in nodes.values() if node is not root]
     with store.write() as conn:
-        for node in nodes.values():
-            if node is root:
-                continue
-            parent = nodes[node.parent] if node.parent is not None else root
-            node.job_name = new_job_name()
-            node.job_id = _insert_child(
-                conn,
-                experiment,
-                parent_id=parent.job_id,
-                name=node.job_name,
-                display_name=node.step.display_name or node.path.rsplit("/", 1)[-1],
-                kind=node.step.kind,
-                step_name=node.path,
-                compute=node.step.compute or "local",
-                user_id=user_id,
-            )
+        while pending:
+            level = [node for node in pending if nodes[node.parent or ""].job_id]
+            for node in level:
+                node.job_name = new_job_name()
+            rows = [
+                _child_row(
+                    experiment,
+                    parent_id=nodes[node.parent or ""].job_id,
+                    name=node.job_name,
+                    display_name=node.step.display_name or node.path.rsplit("/", 1)[-1],
+                    kind=node.step.kind,
+                    step_name=node.path,
+                    compute=node.step.compute or "local",
+                    user_id=user_id,
+                )
+                for node in level
+            ]
+            ids = conn.execute(_INSERT_JOB_IDS, rows).scalars().all()
+            for node, job_id in zip(level, ids, strict=True):
+                node.job_id = job_id
+            pending = [node for node in pending if not node.job_id]
+
+
+_INSERT_JOB_IDS = insert(jobs).returning(jobs.c.id, sort_by_parameter_order=True)
 
 
 def create_child(
@@ -79,8 +88,12 @@ def create_child(
     return job_id, name, job_artifact_location(experiment, name)
 
 
-def _insert_child(
-    conn: Connection,
+def _insert_child(conn: Connection, experiment: Experiment, **fields: Any) -> int:
+    row = _child_row(experiment, **fields)
+    return int(conn.execute(insert(jobs).values(**row).returning(jobs.c.id)).scalar_one())
+
+
+def _child_row(
     experiment: Experiment,
     *,
     parent_id: int,
@@ -90,8 +103,8 @@ def _insert_child(
     step_name: str,
     compute: str,
     user_id: str | None,
-) -> int:
-    values = {
+) -> dict[str, Any]:
+    return {
         "name": name,
         "display_name": display_name,
         "experiment_id": experiment.id,
@@ -105,7 +118,6 @@ def _insert_child(
         "compute": compute,
         "user_id": user_id,
     }
-    return int(conn.execute(insert(jobs).values(**values).returning(jobs.c.id)).scalar_one())
 
 
 def mark_running(store: Store, node: Node, *, environment: str | None = None) -> None:
@@ -142,34 +154,76 @@ class Outcome:
     reused_from_id: int | None = None
     reuse_note: str | None = None
     started: int | None = None
+    ended: int | None = None
     environment: str | None = None
+
+
+# Statements built once: for a trivial step, building SQLAlchemy statements cost more
+# than running them, and the runner's per-step overhead is a promise (milliseconds).
+_FINISH = (
+    update(jobs)
+    .where(jobs.c.id == bindparam("job"))
+    .values(
+        status=bindparam("status"),
+        status_reason=bindparam("reason"),
+        start_time=func.coalesce(bindparam("started", type_=BigInteger), jobs.c.start_time),
+        end_time=bindparam("ended"),
+        heartbeat_at=None,
+        exit_code=bindparam("exit_code"),
+        cache_key=bindparam("cache_key"),
+        reused_from_id=bindparam("reused_from"),
+        reuse_note=bindparam("note"),
+        environment=func.coalesce(bindparam("environment", type_=Text), jobs.c.environment),
+    )
+)
+_INSERT_INPUTS = insert(job_inputs)
+_INSERT_OUTPUTS = insert(job_outputs)
+_OUTPUTS_OF = select(job_outputs).where(job_outputs.c.job_id == bindparam("job"))
+_CANDIDATES = (
+    select(jobs.c.id, jobs.c.name)
+    .where(jobs.c.cache_key == bindparam("key"), jobs.c.status == JobStatus.COMPLETED.value)
+    .order_by(jobs.c.end_time.desc())
+    .limit(bindparam("limit"))
+)
 
 
 def mark_finished(store: Store, node: Node, outcome: Outcome) -> None:
     """Status, inputs and outputs of a finished node, in one transaction."""
-    now = now_ms()
-    with store.write() as conn:
-        values: dict[str, Any] = {
+    mark_all_finished(store, [(node, outcome)])
+
+
+def mark_all_finished(store: Store, finished: Sequence[tuple[Node, Outcome]]) -> None:
+    """Several finished nodes in one transaction (the runner batches quick steps)."""
+    if not finished:
+        return
+    ended = now_ms()
+    updates = [
+        {
+            "job": node.job_id,
             "status": outcome.status.value,
-            "status_reason": outcome.reason,
-            "end_time": now,
-            "heartbeat_at": None,
+            "reason": outcome.reason,
+            "started": outcome.started,
+            "ended": outcome.ended or ended,
             "exit_code": outcome.exit_code,
             "cache_key": outcome.cache_key,
-            "reused_from_id": outcome.reused_from_id,
-            "reuse_note": outcome.reuse_note,
+            "reused_from": outcome.reused_from_id,
+            "note": outcome.reuse_note,
+            "environment": outcome.environment,
         }
-        if outcome.started is not None:
-            values["start_time"] = outcome.started
-        if outcome.environment is not None:
-            values["environment"] = outcome.environment
-        conn.execute(update(jobs).where(jobs.c.id == node.job_id).values(**values))
-        _record_inputs(conn, node.job_id, node.inputs)
-        _record_outputs(conn, node.job_id, node.outputs)
+        for node, outcome in finished
+    ]
+    inputs = [row for node, _ in finished for row in _input_rows(node.job_id, node.inputs)]
+    outputs = [row for node, _ in finished for row in _output_rows(node.job_id, node.outputs)]
+    with store.write() as conn:
+        conn.execute(_FINISH, updates)
+        if inputs:
+            conn.execute(_INSERT_INPUTS, inputs)
+        if outputs:
+            conn.execute(_INSERT_OUTPUTS, outputs)
 
 
-def _record_inputs(conn: Connection, job_id: int, inputs: Mapping[str, Value | None]) -> None:
-    rows = [
+def _input_rows(job_id: int, inputs: Mapping[str, Value | None]) -> list[dict[str, Any]]:
+    return [
         {
             "job_id": job_id,
             "name": name,
@@ -181,12 +235,10 @@ def _record_inputs(conn: Connection, job_id: int, inputs: Mapping[str, Value | N
         for name, value in inputs.items()
         if value is not None
     ]
-    if rows:
-        conn.execute(insert(job_inputs), rows)
 
 
-def _record_outputs(conn: Connection, job_id: int, outputs: Mapping[str, Value]) -> None:
-    rows = [
+def _output_rows(job_id: int, outputs: Mapping[str, Value]) -> list[dict[str, Any]]:
+    return [
         {
             "job_id": job_id,
             "name": name,
@@ -197,12 +249,9 @@ def _record_outputs(conn: Connection, job_id: int, outputs: Mapping[str, Value])
         }
         for name, value in outputs.items()
     ]
-    if rows:
-        conn.execute(insert(job_outputs), rows)
 
 
 def stored_outputs(store: Store, job_id: int) -> dict[str, StoredOutput]:
-    query = select(job_outputs).where(job_outputs.c.job_id == job_id)
     with store.read() as conn:
         return {
             row.name: StoredOutput(
@@ -212,20 +261,14 @@ def stored_outputs(store: Store, job_id: int) -> dict[str, StoredOutput]:
                 row.digest,
                 json.loads(row.value) if row.value else None,
             )
-            for row in conn.execute(query)
+            for row in conn.execute(_OUTPUTS_OF, {"job": job_id})
         }
 
 
 def reuse_candidates(store: Store, cache_key: str, *, limit: int = 5) -> list[tuple[int, str]]:
     """Completed jobs with this cache key, newest first."""
-    query = (
-        select(jobs.c.id, jobs.c.name)
-        .where(jobs.c.cache_key == cache_key, jobs.c.status == JobStatus.COMPLETED.value)
-        .order_by(jobs.c.end_time.desc())
-        .limit(limit)
-    )
     with store.read() as conn:
-        return [(row.id, row.name) for row in conn.execute(query)]
+        return [(row.id, row.name) for row in conn.execute(_CANDIDATES, {"key": cache_key, "limit": limit})]
 
 
 def steps_of(store: Store, root_id: int) -> dict[str, tuple[int, str, JobStatus]]:

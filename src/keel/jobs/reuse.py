@@ -8,6 +8,7 @@ be known (data without a digest), there is no key and so no reuse: fail closed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -22,13 +23,14 @@ _KEY_VERSION = 1  # bump when the key's recipe changes, so old keys stop matchin
 
 def environment_digest(component: Component) -> str:
     """This interpreter plus the environment as written (Keel runs everything in this one)."""
-    recipe = {
-        "python": sys.version,
-        "prefix": os.path.realpath(sys.prefix),
-        "reference": component.environment.reference,
-        "inline": component.environment.inline,
-    }
-    return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()
+    inline = json.dumps(component.environment.inline, sort_keys=True, default=str)
+    return _environment_digest(component.environment.reference, inline)
+
+
+@functools.lru_cache(maxsize=256)
+def _environment_digest(reference: str | None, inline: str) -> str:
+    recipe = [sys.version, os.path.realpath(sys.prefix), reference, inline]
+    return hashlib.sha256(json.dumps(recipe).encode()).hexdigest()
 
 
 def environment_label(component: Component) -> str:
@@ -50,6 +52,19 @@ def cache_key(component: Component, inputs: Mapping[str, Value | None]) -> tuple
             values[name] = ["data", value.type, value.digest]
         else:
             values[name] = ["literal", value.type, value.literal]
+    recipe = {"component": _component_digest(component), "values": values}
+    encoded = json.dumps(recipe, sort_keys=True, default=str).encode()
+    return hashlib.sha256(encoded).hexdigest(), None
+
+
+_COMPONENT_DIGESTS: dict[int, tuple[Component, str]] = {}
+
+
+def _component_digest(component: Component) -> str:
+    """The part of the key a component fixes, computed once per component object."""
+    remembered = _COMPONENT_DIGESTS.get(id(component))
+    if remembered is not None and remembered[0] is component:
+        return remembered[1]
     recipe = {
         "version": _KEY_VERSION,
         "command": component.command,
@@ -58,7 +73,9 @@ def cache_key(component: Component, inputs: Mapping[str, Value | None]) -> tuple
         "variables": dict(sorted(component.environment_variables.items())),
         "code": component.code_digest,
         "environment": environment_digest(component),
-        "values": values,
     }
-    encoded = json.dumps(recipe, sort_keys=True, default=str).encode()
-    return hashlib.sha256(encoded).hexdigest(), None
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()
+    if len(_COMPONENT_DIGESTS) > 4096:
+        _COMPONENT_DIGESTS.clear()
+    _COMPONENT_DIGESTS[id(component)] = (component, digest)
+    return digest

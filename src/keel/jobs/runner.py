@@ -26,17 +26,20 @@ from keel.jobs.command import TIMED_OUT, RunContext, StepResult, run_command
 from keel.jobs.content import DigestCache, is_committed, local_copy
 from keel.jobs.endpoint import TrackingEndpoint
 from keel.jobs.graph import Node, State, Value, children, flatten, waits_for
+from keel.jobs.inprocess import in_process_target, run_in_process
 from keel.jobs.inputs import InputResolver
 from keel.jobs.reuse import cache_key, environment_label
 from keel.specs.resolved import ResolvedJob
 from keel.tracking.entities import JobStatus
 from keel.tracking.experiments import get_experiment
-from keel.tracking.jobs import get_job_by_id, set_job_status
+from keel.tracking.jobs import get_job_by_id, job_artifact_location, set_job_status
 from keel.tracking.writer import MetricWriter
 from keel.workspace import Workspace
 
 _log = logging.getLogger(__name__)
 _CANCEL_POLL_SECONDS = 0.5
+_WRITE_BATCH = 64
+_WRITE_DELAY_SECONDS = 0.05
 _STATUS_OF = {
     State.COMPLETED: JobStatus.COMPLETED,
     State.FAILED: JobStatus.FAILED,
@@ -91,6 +94,8 @@ class Runner:
         self.heart = MetricWriter(self.store)
         self.futures: dict[Future[StepResult], Node] = {}
         self.started: dict[str, int] = {}
+        self.unwritten: list[tuple[Node, records.Outcome]] = []
+        self.unwritten_since = 0.0
         self.stopping = False
         limit = spec.settings.max_concurrency or os.cpu_count() or 2
         self.pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="keel-step")
@@ -123,12 +128,29 @@ class Runner:
                 last_poll = time.monotonic()
                 if records.job_status(self.store, self.root.job_id) == JobStatus.CANCEL_REQUESTED:
                     self._stop_everything("canceled on request", State.CANCELED)
+            self._write_finished(force=False)
             if self.futures:
-                done, _ = wait(list(self.futures), timeout=_CANCEL_POLL_SECONDS, return_when=FIRST_COMPLETED)
+                done, _ = wait(list(self.futures), timeout=self._wait_budget(), return_when=FIRST_COMPLETED)
                 for future in done:
                     self._collect(self.futures.pop(future), future)
             elif not progressed:
                 self._settle_stuck()
+        self._write_finished(force=True)
+
+    def _write_finished(self, *, force: bool) -> None:
+        """Write finished steps' records in batches: many quick steps share one transaction,
+        and none waits longer than ``_WRITE_DELAY_SECONDS`` to be recorded."""
+        if not self.unwritten:
+            return
+        due = force or len(self.unwritten) >= _WRITE_BATCH
+        if due or time.monotonic() - self.unwritten_since >= _WRITE_DELAY_SECONDS:
+            batch, self.unwritten = self.unwritten, []
+            records.mark_all_finished(self.store, batch)
+
+    def _wait_budget(self) -> float:
+        if not self.unwritten:
+            return _CANCEL_POLL_SECONDS
+        return max(0.0, _WRITE_DELAY_SECONDS - (time.monotonic() - self.unwritten_since))
 
     def _advance(self) -> bool:
         """Start every node that can start, finish pipelines whose children are done."""
@@ -180,6 +202,12 @@ class Runner:
                 records.mark_running(self.store, node)
             return
         if self._reuse(node):
+            return
+        target = in_process_target(node)
+        if target is not None:  # finished in one transaction; no heartbeat for a call
+            self.futures[
+                self.pool.submit(run_in_process, self.context, node, target, self.locations[node.path])
+            ] = node
             return
         environment = environment_label(node.step.component)
         records.mark_running(self.store, node, environment=environment)
@@ -255,8 +283,13 @@ class Runner:
             reused_from_id=reuse[0] if reuse else None,
             reuse_note=note if note is not None else node.reuse_note,
             started=self.started.get(node.path),
+            ended=now_ms(),
         )
-        records.mark_finished(self.store, node, outcome)
+        if not self.unwritten:
+            self.unwritten_since = time.monotonic()
+        self.unwritten.append((node, outcome))
+        if node is self.root:
+            self._write_finished(force=True)
 
     def _try_finish_pipeline(self, node: Node) -> bool:
         kids = children(node, self.nodes)
@@ -295,6 +328,8 @@ class Runner:
     def _abort(self, exc: BaseException) -> None:
         """The runner itself is going down: stop processes and record why."""
         self.context.processes.cancel_all()
+        with contextlib.suppress(KeelError):
+            self._write_finished(force=True)
         status = JobStatus.CANCELED if isinstance(exc, KeyboardInterrupt) else JobStatus.FAILED
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"the runner failed: {exc}"
         for node in self.nodes.values():
@@ -361,7 +396,7 @@ class Runner:
     def _locate_artifacts(self) -> None:
         for node in self.nodes.values():
             if node is not self.root:
-                self.locations[node.path] = get_job_by_id(self.store, node.job_id).artifact_location
+                self.locations[node.path] = job_artifact_location(self.experiment, node.job_name)
 
 
 def _pipeline_outputs(node: Node, kids: list[Node]) -> dict[str, Value]:

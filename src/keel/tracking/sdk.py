@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -65,6 +65,11 @@ def set_workspace(path: str | os.PathLike[str] | None = None) -> Workspace:
         return _session.workspace
 
 
+def current_workspace() -> Workspace:
+    """The workspace this process logs into (see :func:`set_workspace`)."""
+    return _current_session().workspace
+
+
 def _current_session() -> _Session:
     global _session
     if _session is None:
@@ -96,6 +101,19 @@ class Run:
         self._next_step: dict[str, int] = {}
         self._checked_keys: set[str] = set()
         self._ended = False
+        self.logged_metrics = False
+
+    @classmethod
+    def for_job(
+        cls, session: _Session, *, job_id: int, name: str, experiment_id: int, artifact_location: str
+    ) -> Run:
+        """A handle on a job someone else runs (and ends)."""
+        run = cls.__new__(cls)
+        run._session, run._put = session, session.writer.put
+        run.job_id, run.name, run.experiment_id = job_id, name, experiment_id
+        run.artifact_location, run._owns_status = artifact_location, False
+        run._next_step, run._checked_keys, run._ended, run.logged_metrics = {}, set(), False, False
+        return run
 
     def __repr__(self) -> str:
         return f"<keel.Run {self.name}>"
@@ -128,6 +146,7 @@ class Run:
         self._next_step[key] = step + 1
         stamp = now_ms() if timestamp is None else check_timestamp(key, timestamp)
         self._put((self.job_id, key, value, stamp, step))
+        self.logged_metrics = True
 
     def log_metrics(
         self, values: Mapping[str, Any], step: int | None = None, timestamp: int | None = None
@@ -278,6 +297,33 @@ def start_run(
     stack.append(run)
     _open_runs[id(run)] = run
     return run
+
+
+_step_sessions: dict[str, _Session] = {}
+
+
+@contextlib.contextmanager
+def logging_into(
+    workspace: Workspace, *, job_id: int, name: str, experiment_id: int, artifact_location: str
+) -> Iterator[Run]:
+    """Make a job this thread's active run while a step runs in-process, so ``keel.log_metric``
+    in the step's function lands on the step (the runner owns the job's status)."""
+    key = str(workspace.config.root)
+    session = _session if _session is not None and str(_session.workspace.config.root) == key else None
+    if session is None:
+        session = _step_sessions.get(key) or _step_sessions.setdefault(key, _Session(workspace))
+    run = Run.for_job(
+        session, job_id=job_id, name=name, experiment_id=experiment_id, artifact_location=artifact_location
+    )
+    stack = _stack()
+    stack.append(run)
+    try:
+        yield run
+    finally:
+        if run in stack:
+            stack.remove(run)
+        if run.logged_metrics:
+            session.writer.flush()
 
 
 def _is_open(name: str) -> bool:
