@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Text, bindparam, func, insert, select, update
+from sqlalchemy import BigInteger, Text, bindparam, func, insert, select, update
 
 from keel.clock import now_ms
 from keel.jobs.graph import Node, Value
@@ -73,24 +73,19 @@ def create_child(
     user_id: str | None,
 ) -> tuple[int, str, str]:
     """One more queued child job (a sweep trial); returns (id, name, artifact location)."""
+    row = _child_row(
+        experiment,
+        parent_id=parent_id,
+        name=name,
+        display_name=display_name,
+        kind=kind,
+        step_name=step_name,
+        compute="local",
+        user_id=user_id,
+    )
     with store.write() as conn:
-        job_id = _insert_child(
-            conn,
-            experiment,
-            parent_id=parent_id,
-            name=name,
-            display_name=display_name,
-            kind=kind,
-            step_name=step_name,
-            compute="local",
-            user_id=user_id,
-        )
-    return job_id, name, job_artifact_location(experiment, name)
-
-
-def _insert_child(conn: Connection, experiment: Experiment, **fields: Any) -> int:
-    row = _child_row(experiment, **fields)
-    return int(conn.execute(insert(jobs).values(**row).returning(jobs.c.id)).scalar_one())
+        job_id = int(conn.execute(_INSERT_JOB_IDS, [row]).scalar_one())
+    return job_id, name, row["artifact_location"]
 
 
 def _child_row(

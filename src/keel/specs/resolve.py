@@ -13,7 +13,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 
@@ -308,10 +308,7 @@ class Resolver:
         bound: dict[str, Binding] = {}
         for key, value in values.items():
             at = (*where, "inputs", key)
-            decl = component.inputs.get(key)
-            if decl is None:
-                known = ", ".join(component.inputs) or "none"
-                raise file.error(at, f"{component.name} has no input {key!r} (inputs: {known})")
+            decl = _declared(component, "input", key, file, at)
             bound[key] = bind_value(
                 decl, value, source=file.source, where=at, base=file.base, allow_parent=allow_parent
             )
@@ -344,10 +341,7 @@ class Resolver:
         bound: dict[str, OutputBinding] = {}
         for key, value in values.items():
             at = (*where, "outputs", key)
-            decl = component.outputs.get(key)
-            if decl is None:
-                known = ", ".join(component.outputs) or "none"
-                raise file.error(at, f"{component.name} has no output {key!r} (outputs: {known})")
+            decl = _declared(component, "output", key, file, at)
             bound[key] = bind_output(decl, value, source=file.source, where=at, allow_parent=allow_parent)
         for key, decl in component.outputs.items():
             bound.setdefault(key, OutputBinding(decl=decl))
@@ -502,6 +496,21 @@ class Resolver:
             outputs=probe.outputs,
             source=file.source.file,
         )
+
+
+@overload
+def _declared(component: Component, side: Literal["input"], key: str, file: File, at: Where) -> InputDecl: ...
+@overload
+def _declared(
+    component: Component, side: Literal["output"], key: str, file: File, at: Where
+) -> OutputDecl: ...
+def _declared(component: Component, side: str, key: str, file: File, at: Where) -> InputDecl | OutputDecl:
+    """The declaration of ``key`` on one side of ``component``, or an error listing that side."""
+    declared: dict[str, Any] = component.inputs if side == "input" else component.outputs
+    if key not in declared:
+        known = ", ".join(declared) or "none"
+        raise file.error(at, f"{component.name} has no {side} {key!r} ({side}s: {known})")
+    return declared[key]  # type: ignore[no-any-return]
 
 
 def _output_decls(outputs: dict[str, Any]) -> dict[str, OutputDecl]:
