@@ -232,3 +232,75 @@ logged_models = Table(
     Column("metrics", Text, nullable=True),
     Index(None, "experiment_id", "created_at"),
 )
+
+# -- data: datastores, versioned data assets, copy plans -----------------------------------
+
+datastores = Table(
+    "datastores",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(NAME_LENGTH), nullable=False, unique=True),
+    Column("type", String(32), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("tags", Text, nullable=True),
+    # Where it points (account, container, bucket, endpoint, folder…), as JSON: no secrets.
+    Column("settings", Text, nullable=False),
+    # Credentials, encrypted with the workspace key, or a reference to environment variables.
+    Column("credentials", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+data_assets = Table(
+    "data_assets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("type", String(32), nullable=False),
+    # Where the data is: a datastore URI (a reference, or the snapshot Keel uploaded).
+    Column("path", Text, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("tags", Text, nullable=True),
+    # The manifest (files, sizes, stamps, hashes) lives in the artifact store; its digest
+    # is the version's content digest, which reuse keys and lineage use.
+    Column("manifest_uri", Text, nullable=True),
+    Column("digest", String(80), nullable=True),
+    Column("size", BigInteger, nullable=True),
+    Column("file_count", Integer, nullable=True),
+    Column("profile", Text, nullable=True),
+    Column("lifecycle_stage", String(32), nullable=False, server_default="active"),
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("name", "version"),
+    Index(None, "name", "created_at"),
+)
+
+copy_items = Table(
+    "copy_items",
+    metadata,
+    # A copy job's plan, written before the first byte moves, so a resume copies only
+    # what is not done.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("modified", String(64), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("digest", String(80), nullable=True),
+    Column("error", Text, nullable=True),
+    UniqueConstraint("job_id", "path"),
+    Index(None, "job_id", "status"),
+)
+
+copy_watermarks = Table(
+    "copy_watermarks",
+    metadata,
+    # Incremental copies: how far a source has been copied, advanced in the same
+    # transaction that records the new data version.
+    Column("key", String(NAME_LENGTH), primary_key=True),
+    Column("watermark", String(64), nullable=False),
+    Column("asset_name", String(NAME_LENGTH), nullable=True),
+    Column("asset_version", String(64), nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+)
