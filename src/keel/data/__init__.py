@@ -1,0 +1,1 @@
+"""Data: datastores, versioned data assets, verified copies and transforms."""

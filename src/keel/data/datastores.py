@@ -1,0 +1,342 @@
+"""Datastores: named places data lives — an Azure Blob container, an S3 bucket, a folder.
+
+Created from Azure ML's datastore YAML (``type: azure_blob``) or Keel's own
+``type: local`` and ``type: s3``. ``workspaceblobstore`` always exists and is the
+workspace's artifact storage. Access goes through fsspec (adlfs for Azure, s3fs
+for S3); credentials are sealed with the workspace key (:mod:`keel.data.secrets`)
+and never printed, logged or put in an error.
+
+An Azure ``endpoint`` that is a host with a port (Azurite, ``127.0.0.1:10000``)
+addresses the account path-style, as the storage emulator expects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import delete, insert, select
+
+from keel.clock import now_ms
+from keel.data import secrets
+from keel.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unavailable
+from keel.store.schema import data_assets, datastores
+from keel.workspace import Workspace
+
+WORKSPACE_DATASTORE = "workspaceblobstore"
+WORKSPACE_DATASTORES = (WORKSPACE_DATASTORE, "workspaceartifactstore")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class BlobCredentials(_Spec):
+    account_key: str | None = None
+    sas_token: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> BlobCredentials:
+        if (self.account_key is None) == (self.sas_token is None):
+            raise ValueError("give exactly one of account_key or sas_token")
+        return self
+
+
+class S3Credentials(_Spec):
+    access_key_id: str
+    secret_access_key: str
+
+
+class _Common(_Spec):
+    schema_: str | None = Field(default=None, alias="$schema")
+    name: str
+    description: str | None = None
+    tags: dict[str, str | int | float | bool | None] | None = None
+
+
+class AzureBlobSpec(_Common):
+    type: Literal["azure_blob"]
+    account_name: str
+    container_name: str
+    endpoint: str = "core.windows.net"
+    protocol: Literal["https", "http"] = "https"
+    credentials: BlobCredentials | None = None
+
+
+class LocalSpec(_Common):
+    """Keel: a folder on this machine (or a mounted share)."""
+
+    type: Literal["local"]
+    path: str
+
+
+class S3Spec(_Common):
+    """Keel: an S3 (or S3-compatible) bucket."""
+
+    type: Literal["s3"]
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str | None = None
+    credentials: S3Credentials | None = None
+
+
+DatastoreSpec = AzureBlobSpec | LocalSpec | S3Spec
+SPEC_TYPES: dict[str, type[_Common]] = {"azure_blob": AzureBlobSpec, "local": LocalSpec, "s3": S3Spec}
+
+
+@dataclass(frozen=True)
+class Datastore:
+    name: str
+    type: str
+    settings: dict[str, Any]
+    description: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    credentials: str | None = field(default=None, repr=False)
+    created_at: int = 0
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready form for ``show``: settings, and credentials masked."""
+        return {
+            "name": self.name,
+            "type": self.type,
+            "description": self.description,
+            "tags": self.tags,
+            **self.settings,
+            "credentials": secrets.masked(self.credentials),
+        }
+
+
+def create_datastore(workspace: Workspace, spec: DatastoreSpec, *, base: Path | None = None) -> Datastore:
+    """Record a datastore; its credentials are sealed before they reach the database."""
+    if spec.name in WORKSPACE_DATASTORES:
+        raise Conflict(f"{spec.name} is the workspace's own datastore and cannot be replaced")
+    settings = spec.model_dump(
+        mode="json", exclude={"schema_", "name", "description", "tags", "type", "credentials"}
+    )
+    if isinstance(spec, LocalSpec):
+        folder = ((base or Path.cwd()) / Path(spec.path).expanduser()).resolve()
+        if not folder.is_dir():
+            raise InvalidInput(f"datastore {spec.name!r}: no folder at {folder}")
+        settings["path"] = str(folder)
+    credentials = getattr(spec, "credentials", None)
+    sealed = None
+    if credentials is not None:
+        values = {k: v for k, v in credentials.model_dump().items() if v is not None}
+        sealed = secrets.seal(values, secrets.workspace_key(workspace.config.root))
+    now = now_ms()
+    row = {
+        "name": spec.name,
+        "type": spec.type,
+        "description": spec.description,
+        "tags": json.dumps({k: "" if v is None else str(v) for k, v in (spec.tags or {}).items()}),
+        "settings": json.dumps(settings),
+        "credentials": sealed,
+        "created_at": now,
+        "updated_at": now,
+    }
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        with workspace.store.write() as conn:
+            conn.execute(insert(datastores).values(**row))
+    except IntegrityError:
+        raise Conflict(f"a datastore named {spec.name!r} already exists", hint="delete it first") from None
+    return get_datastore(workspace, spec.name)
+
+
+def get_datastore(workspace: Workspace, name: str) -> Datastore:
+    if name in WORKSPACE_DATASTORES:
+        return _workspace_datastore(workspace, name)
+    with workspace.store.read() as conn:
+        row = conn.execute(select(datastores).where(datastores.c.name == name)).first()
+    if row is None:
+        known = ", ".join(d.name for d in list_datastores(workspace))
+        raise NotFound(f"no datastore named {name!r}", hint=f"datastores: {known}")
+    return _datastore(row)
+
+
+def list_datastores(workspace: Workspace) -> list[Datastore]:
+    with workspace.store.read() as conn:
+        rows = conn.execute(select(datastores).order_by(datastores.c.name)).all()
+    return [_workspace_datastore(workspace, WORKSPACE_DATASTORE), *(_datastore(row) for row in rows)]
+
+
+def delete_datastore(workspace: Workspace, name: str) -> None:
+    """Forget a datastore (its data stays where it is); refused while data assets use it."""
+    if name in WORKSPACE_DATASTORES:
+        raise Conflict(f"{name} is the workspace's own datastore and cannot be deleted")
+    get_datastore(workspace, name)
+    prefix = f"azureml://datastores/{name}/"
+    with workspace.store.write() as conn:
+        used = conn.execute(
+            select(data_assets.c.name, data_assets.c.version)
+            .where(data_assets.c.path.startswith(prefix))
+            .limit(3)
+        ).all()
+        if used:
+            names = ", ".join(f"{row.name}:{row.version}" for row in used)
+            raise Conflict(f"datastore {name!r} holds data assets ({names}); archive or move them first")
+        conn.execute(delete(datastores).where(datastores.c.name == name))
+
+
+def _workspace_datastore(workspace: Workspace, name: str) -> Datastore:
+    return Datastore(name=name, type="workspace", settings={"url": workspace.config.artifacts_url})
+
+
+def _datastore(row: Any) -> Datastore:
+    return Datastore(
+        name=row.name,
+        type=row.type,
+        settings=json.loads(row.settings),
+        description=row.description,
+        tags=json.loads(row.tags) if row.tags else {},
+        credentials=row.credentials,
+        created_at=row.created_at,
+    )
+
+
+# -- access --------------------------------------------------------------------------------
+
+
+def open_filesystem(workspace: Workspace, datastore: Datastore) -> tuple[Any, str]:
+    """An fsspec filesystem for the datastore and the path of its root inside it."""
+    import fsspec
+
+    settings = datastore.settings
+    if datastore.type == "workspace":
+        return fsspec.core.url_to_fs(settings["url"])  # type: ignore[no-any-return]
+    if datastore.type == "local":
+        return fsspec.filesystem("file"), settings["path"]
+    credentials = secrets.unseal(datastore.credentials, secrets.workspace_key(workspace.config.root))
+    if datastore.type == "azure_blob":
+        return _blob_filesystem(settings, credentials), settings["container_name"]
+    if datastore.type == "s3":
+        root = settings["bucket"] + ("/" + settings["prefix"].strip("/") if settings.get("prefix") else "")
+        return _s3_filesystem(settings, credentials), root
+    raise InvalidInput(f"datastore {datastore.name!r} has an unknown type {datastore.type!r}")
+
+
+def blob_account_url(settings: Mapping[str, Any]) -> str:
+    endpoint, account = settings["endpoint"], settings["account_name"]
+    host = endpoint.split(":", 1)[0]
+    if ":" in endpoint or host == "localhost" or _is_address(host):
+        return f"{settings['protocol']}://{endpoint}/{account}"  # the emulator's path-style address
+    return f"{settings['protocol']}://{account}.blob.{endpoint}"
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _blob_filesystem(settings: Mapping[str, Any], credentials: Mapping[str, str]) -> Any:
+    """adlfs over a connection string, which works for Azure and for the emulator alike."""
+    try:
+        from adlfs import AzureBlobFileSystem
+    except ImportError:
+        raise Unavailable("Azure Blob datastores need adlfs", hint="pip install 'keelml[azure]'") from None
+    url = blob_account_url(settings)
+    if credentials.get("account_key"):
+        connection = (
+            f"DefaultEndpointsProtocol={settings['protocol']};AccountName={settings['account_name']};"
+            f"AccountKey={credentials['account_key']};BlobEndpoint={url};"
+        )
+    elif credentials.get("sas_token"):
+        connection = f"BlobEndpoint={url};SharedAccessSignature={credentials['sas_token'].lstrip('?')}"
+    else:
+        return AzureBlobFileSystem(
+            account_name=settings["account_name"], account_host=url.split("://", 1)[1], anon=True
+        )
+    return AzureBlobFileSystem(connection_string=connection, skip_instance_cache=True)
+
+
+def _s3_filesystem(settings: Mapping[str, Any], credentials: Mapping[str, str]) -> Any:
+    try:
+        from s3fs import S3FileSystem
+    except ImportError:
+        raise Unavailable("S3 datastores need s3fs", hint="pip install 'keelml[s3]'") from None
+    client: dict[str, Any] = {}
+    if settings.get("endpoint_url"):
+        client["endpoint_url"] = settings["endpoint_url"]
+    if settings.get("region"):
+        client["region_name"] = settings["region"]
+    return S3FileSystem(
+        key=credentials.get("access_key_id"),
+        secret=credentials.get("secret_access_key"),
+        anon=not credentials,
+        client_kwargs=client,
+        skip_instance_cache=True,
+    )
+
+
+@contextlib.contextmanager
+def storage_errors(datastore: str) -> Iterator[None]:
+    """Storage libraries' failures as Keel errors that name the datastore and no secret."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise NotFound(f"datastore {datastore!r}: nothing at {_path_of(exc)}") from None
+    except PermissionError:
+        raise PermissionDenied(f"datastore {datastore!r}: permission denied") from None
+    except Exception as exc:
+        if _is_auth_failure(exc):
+            raise PermissionDenied(
+                f"datastore {datastore!r}: authentication failed (its credentials were refused)",
+                hint="check the account key, SAS token or access keys given at `keel datastore create`",
+            ) from None
+        if _is_unreachable(exc):
+            raise Unavailable(f"datastore {datastore!r}: the storage service cannot be reached") from None
+        raise
+
+
+def _path_of(exc: FileNotFoundError) -> str:
+    return str(exc.filename or (exc.args[0] if exc.args else "that path"))
+
+
+def _is_auth_failure(exc: BaseException) -> bool:
+    status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+    code = str(getattr(exc, "error_code", "") or "")
+    name = type(exc).__name__
+    text = str(exc)[:500]
+    return (
+        name == "ClientAuthenticationError"
+        or status in (401, 403)
+        or code in ("AuthenticationFailed", "AuthorizationFailure")
+        or any(
+            word in text for word in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AuthenticationFailed")
+        )
+    )
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    return type(exc).__name__ in ("ServiceRequestError", "EndpointConnectionError", "ClientConnectorError")
+
+
+def parse_spec(raw: Any) -> DatastoreSpec:
+    """A datastore spec from parsed YAML (errors name the field)."""
+    if not isinstance(raw, dict):
+        raise InvalidInput("a datastore file must be a mapping")
+    kind = raw.get("type")
+    model = SPEC_TYPES.get(str(kind))
+    if model is None:
+        raise InvalidInput(
+            f"unknown datastore type {kind!r}", hint=f"expected one of {', '.join(SPEC_TYPES)}"
+        )
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(raw)  # type: ignore[return-value]
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise InvalidInput(f"datastore {where}: {problem['msg']}") from None
