@@ -28,6 +28,9 @@ MODELS = [
     models.OutputDecl,
     models.Retry,
     models.Limits,
+    models.DataTransferJob,
+    models.CopyOptions,
+    models.TransformJob,
 ]
 
 

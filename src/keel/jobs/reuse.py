@@ -73,6 +73,8 @@ def _component_digest(component: Component) -> str:
         "variables": dict(sorted(component.environment_variables.items())),
         "code": component.code_digest,
         "environment": environment_digest(component),
+        "kind": component.kind,
+        "task": [component.task, component.options, component.engine, component.query],
     }
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()
     if len(_COMPONENT_DIGESTS) > 4096:

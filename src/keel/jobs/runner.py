@@ -227,6 +227,14 @@ class Runner:
             from keel.jobs.sweep_runner import run_sweep_step
 
             return run_sweep_step(self, node)
+        if node.step.kind == "data_transfer":
+            from keel.data.copy_step import run_copy_step
+
+            return run_copy_step(self, node)
+        if node.step.kind == "transform":
+            from keel.data.transform import run_transform_step
+
+            return run_transform_step(self, node)
         return run_command(self.context, node, self.locations[node.path])
 
     # -- results ------------------------------------------------------------------------

@@ -131,6 +131,44 @@ class CommandJob(_JobFields):
     is_deterministic: bool | None = None
 
 
+class CopyOptions(SpecModel):
+    """Keel extension on a data_transfer step: what to copy and how (see ``keel data copy``)."""
+
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    prefix: str | None = None
+    modified_since: str | None = None
+    modified_until: str | None = None
+    max_concurrency: int | None = Field(default=None, ge=1, le=256)
+    bandwidth_limit: str | None = None
+    sync: bool = False
+    max_delete: int | None = Field(default=None, ge=0)
+    skip_missing: bool = False
+    skip_forbidden: bool = False
+    skip_changed: bool = False
+    incremental: bool = False
+    verify: Literal["size", "hash"] = "hash"
+
+
+class DataTransferJob(_JobFields):
+    """``type: data_transfer``: Azure ML's copy_data task, run by Keel's copy engine."""
+
+    type: Literal["data_transfer"]
+    task: Literal["copy_data", "import_data", "export_data"] = "copy_data"
+    data_copy_mode: Literal["merge_with_overwrite", "fail_if_conflict"] | None = None
+    component: str | dict[str, Any] | None = None
+    copy_options: CopyOptions | None = Field(default=None, alias="copy")
+
+
+class TransformJob(_JobFields):
+    """Keel extension, ``type: transform``: a SQL query over the step's inputs, written as Parquet."""
+
+    type: Literal["transform"]
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    query: str
+    is_deterministic: bool | None = None
+
+
 class CommandComponent(SpecModel):
     """``type: command`` component: a reusable, versioned command with typed inputs."""
 

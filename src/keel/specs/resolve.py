@@ -30,6 +30,7 @@ from keel.specs.expressions import ExpressionError, references_in
 from keel.specs.models import (
     CommandComponent,
     CommandJob,
+    DataTransferJob,
     InputDecl,
     OutputDecl,
     PipelineComponent,
@@ -39,6 +40,7 @@ from keel.specs.models import (
     Retry,
     SearchParam,
     SweepJob,
+    TransformJob,
     Trial,
 )
 from keel.specs.resolved import (
@@ -56,7 +58,7 @@ Model = TypeVar("Model", bound=BaseModel)
 # (name, version or None for latest) -> the registered component (raises LookupError if none)
 ComponentLookup = Callable[[str, str | None], Component]
 _NO_LOCAL_MEANING = ("resources", "identity", "queue_settings", "services", "distribution")
-_JOB_TYPES = ("command", "pipeline", "sweep")
+_JOB_TYPES = ("command", "pipeline", "sweep", "data_transfer", "transform")
 
 
 class Resolver:
@@ -72,7 +74,7 @@ class Resolver:
         if not isinstance(raw, dict):
             raise file.error((), "expected a mapping (a job specification) at the top level")
         kind = raw.get("type", "command")
-        job: CommandJob | PipelineJob | SweepJob
+        job: CommandJob | PipelineJob | SweepJob | DataTransferJob | TransformJob
         settings = PipelineSettings()
         if kind == "pipeline":
             job = self.model(PipelineJob, raw, file, ())
@@ -83,6 +85,8 @@ class Resolver:
         elif kind == "command":
             job = self.model(CommandJob, raw, file, ())
             root = self._command(job, file, (), name=job.name or "command", allow_parent=False)
+        elif kind in ("data_transfer", "transform"):
+            job, root = self._data_step(kind, raw, file, (), name=raw.get("name") or kind, allow_parent=False)
         else:
             hint = f"expected one of {', '.join(_JOB_TYPES)}"
             raise file.error(("type",), f"unknown job type {kind!r}", hint=hint)
@@ -147,8 +151,8 @@ class Resolver:
             name=name,
             kind="command",
             component=component,
-            inputs=self._bind_inputs(component, job.inputs, file, where, allow_parent=allow_parent),
-            outputs=self._bind_outputs(component, job.outputs, file, where, allow_parent=allow_parent),
+            inputs=self.bind_inputs(component, job.inputs, file, where, allow_parent=allow_parent),
+            outputs=self.bind_outputs(component, job.outputs, file, where, allow_parent=allow_parent),
             display_name=job.display_name,
             timeout=job.limits.timeout if job.limits else None,
             retry=job.retry or Retry(),
@@ -296,7 +300,7 @@ class Resolver:
 
     # -- inputs and outputs -------------------------------------------------------------
 
-    def _bind_inputs(
+    def bind_inputs(
         self,
         component: Component,
         values: dict[str, Any],
@@ -329,7 +333,7 @@ class Resolver:
             raise file.error(where, f"required input {key!r} of {component.name} is not given")
         return bound
 
-    def _bind_outputs(
+    def bind_outputs(
         self,
         component: Component,
         values: dict[str, Any],
@@ -370,7 +374,7 @@ class Resolver:
             name=component.name,
             kind="pipeline",
             component=component,
-            inputs=self._bind_inputs(component, job.inputs, file, (), allow_parent=False),
+            inputs=self.bind_inputs(component, job.inputs, file, (), allow_parent=False),
             outputs={key: OutputBinding(decl=decl) for key, decl in outputs.items()},
             display_name=job.display_name,
             compute=job.compute or job.settings.default_compute,
@@ -403,8 +407,21 @@ class Resolver:
             return self._sweep(sweep, file, where, name=name, allow_parent=True)
         if kind == "pipeline":
             return self._pipeline_step(self.model(PipelineStep, raw, file, where), file, where, name)
-        hint = "expected one of command, sweep, pipeline"
+        if kind in ("data_transfer", "transform"):
+            return self._data_step(kind, raw, file, where, name=name, allow_parent=True)[1]
+        hint = "expected one of command, sweep, pipeline, data_transfer, transform"
         raise file.error((*where, "type"), f"unknown step type {kind!r}", hint=hint)
+
+    def _data_step(
+        self, kind: str, raw: Any, file: File, where: Where, *, name: str, allow_parent: bool
+    ) -> tuple[DataTransferJob | TransformJob, Step]:
+        from keel.specs.resolve_data import data_transfer_step, transform_step
+
+        if kind == "data_transfer":
+            copy = self.model(DataTransferJob, raw, file, where)
+            return copy, data_transfer_step(self, copy, file, where, name=name, allow_parent=allow_parent)
+        transform = self.model(TransformJob, raw, file, where)
+        return transform, transform_step(self, transform, file, where, name=name, allow_parent=allow_parent)
 
     def _pipeline_step(self, spec: PipelineStep, file: File, where: Where, name: str) -> Step:
         component = self.component(spec.component, file, (*where, "component"))
@@ -414,8 +431,8 @@ class Resolver:
             name=name,
             kind="pipeline",
             component=component,
-            inputs=self._bind_inputs(component, spec.inputs, file, where, allow_parent=True),
-            outputs=self._bind_outputs(component, spec.outputs, file, where, allow_parent=True),
+            inputs=self.bind_inputs(component, spec.inputs, file, where, allow_parent=True),
+            outputs=self.bind_outputs(component, spec.outputs, file, where, allow_parent=True),
             display_name=spec.display_name,
             compute=spec.compute,
         )
@@ -435,7 +452,7 @@ class Resolver:
                     raise file.error((*where, "search_space", param), message)
         swept = {k: _optional(d) if k in job.search_space else d for k, d in component.inputs.items()}
         fixed = {k: v for k, v in job.inputs.items() if k not in job.search_space}
-        inputs = self._bind_inputs(
+        inputs = self.bind_inputs(
             component.model_copy(update={"inputs": swept}),
             fixed,
             file,
@@ -448,7 +465,7 @@ class Resolver:
             kind="sweep",
             component=component,
             inputs=inputs,
-            outputs=self._bind_outputs(component, job.outputs, file, where, allow_parent=allow_parent),
+            outputs=self.bind_outputs(component, job.outputs, file, where, allow_parent=allow_parent),
             display_name=job.display_name,
             timeout=job.limits.timeout,
             retry=job.retry or Retry(),

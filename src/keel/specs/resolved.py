@@ -64,9 +64,9 @@ class Environment(SpecModel):
 
 
 class Component(SpecModel):
-    """A command, or a graph of steps, with declared inputs and outputs."""
+    """A command, a graph of steps, a copy or a transform, with declared inputs and outputs."""
 
-    kind: Literal["command", "pipeline"]
+    kind: Literal["command", "pipeline", "data_transfer", "transform"]
     name: str
     version: str | None = None
     display_name: str | None = None
@@ -81,6 +81,11 @@ class Component(SpecModel):
     is_deterministic: bool = True
     steps: dict[str, Step] | None = None
     settings: PipelineSettings | None = None
+    # data_transfer: the task and the copy options; transform: the engine and the query.
+    task: str | None = None
+    options: dict[str, Any] | None = None
+    engine: str | None = None
+    query: str | None = None
     source: str = "<inline>"
 
 
@@ -96,7 +101,7 @@ class Step(SpecModel):
     """One node: a component with its inputs bound, and how to run it."""
 
     name: str
-    kind: Literal["command", "sweep", "pipeline"]
+    kind: Literal["command", "sweep", "pipeline", "data_transfer", "transform"]
     component: Component
     inputs: dict[str, Binding] = Field(default_factory=dict)
     outputs: dict[str, OutputBinding] = Field(default_factory=dict)
@@ -115,7 +120,7 @@ class Step(SpecModel):
 class ResolvedJob(SpecModel):
     """A whole submitted job: its root step plus the job-level fields."""
 
-    kind: Literal["command", "pipeline", "sweep"]
+    kind: Literal["command", "pipeline", "sweep", "data_transfer", "transform"]
     root: Step
     name: str | None = None
     display_name: str | None = None
