@@ -17,6 +17,12 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# Azurite, the Azure Storage emulator, for the Azure Blob datastore tests.
+AZURITE_VERSION ?= 3.37.0
+.azurite/.installed:
+	npm install --silent --no-audit --no-fund --prefix .azurite azurite@$(AZURITE_VERSION)
+	touch $@
+
 quickstart: $(VENV)/.quickstart-installed
 	$(BIN)/keel --workspace .keel-quickstart quickstart
 
@@ -29,11 +35,11 @@ lint: $(VENV)/.dev-installed
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy
 
-unit: $(VENV)/.dev-installed
+unit: $(VENV)/.dev-installed .azurite/.installed
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .keel-quickstart .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .azurite .keel-quickstart .pytest_cache .mypy_cache .ruff_cache

@@ -101,9 +101,9 @@ def test_an_exported_python_pipeline_runs_from_the_command_line(session: Workspa
         for name in (job.name, again["name"])
     ]
     assert totals[0] == totals[1]
-    scoring = [
+    scoring = next(
         s for s in steps_of(session, keel.get_job(again["name"])).values() if s.step_name == "scoring"
-    ][0]
+    )
     log = session.artifacts.read_bytes(f"{scoring.artifact_location}/user_logs/std_log.txt").decode()
     assert "python -m keel.function" in log and "'two words'" in log
 
