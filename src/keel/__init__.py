@@ -126,6 +126,8 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "data":  # the data SDK, as a namespace: keel.data.load(...), keel.data.create_asset(...)
+        return importlib.import_module("keel.data")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'keel' has no attribute {name!r}")
