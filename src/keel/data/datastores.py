@@ -15,12 +15,13 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import delete, insert, select
 
 from keel.clock import now_ms
@@ -29,8 +30,13 @@ from keel.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unav
 from keel.store.schema import data_assets, datastores
 from keel.workspace import Workspace
 
+if TYPE_CHECKING:
+    from keel.specs.checks import File
+    from keel.specs.source import Source
+
 WORKSPACE_DATASTORE = "workspaceblobstore"
 WORKSPACE_DATASTORES = (WORKSPACE_DATASTORE, "workspaceartifactstore")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 
 
 class _Spec(BaseModel):
@@ -58,6 +64,13 @@ class _Common(_Spec):
     name: str
     description: str | None = None
     tags: dict[str, str | int | float | bool | None] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("a datastore name is letters, digits and '_', starting with a letter or '_'")
+        return value
 
 
 class AzureBlobSpec(_Common):
@@ -113,10 +126,62 @@ class Datastore:
         }
 
 
-def create_datastore(workspace: Workspace, spec: DatastoreSpec, *, base: Path | None = None) -> Datastore:
-    """Record a datastore; its credentials are sealed before they reach the database."""
+def create_datastore(
+    workspace: Workspace, spec: DatastoreSpec, *, base: Path | None = None, verify: bool = False
+) -> Datastore:
+    """Record a datastore; its credentials are sealed before they reach the database.
+
+    With ``verify``, the datastore is opened and its root listed first, so a wrong key
+    or a missing container is reported now and nothing is recorded.
+    """
     if spec.name in WORKSPACE_DATASTORES:
         raise Conflict(f"{spec.name} is the workspace's own datastore and cannot be replaced")
+    if _exists(workspace, spec.name):
+        raise _duplicate(spec.name)
+    candidate = Datastore(
+        name=spec.name,
+        type=spec.type,
+        settings=_settings(spec, base),
+        description=spec.description,
+        tags={k: "" if v is None else str(v) for k, v in (spec.tags or {}).items()},
+        credentials=_sealed(workspace, spec),
+    )
+    if verify:
+        check_access(workspace, candidate)
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        with workspace.store.write() as conn:
+            conn.execute(insert(datastores).values(**_row(candidate)))
+    except IntegrityError:
+        raise _duplicate(spec.name) from None
+    return get_datastore(workspace, spec.name)
+
+
+def _row(datastore: Datastore) -> dict[str, Any]:
+    now = now_ms()
+    return {
+        "name": datastore.name,
+        "type": datastore.type,
+        "description": datastore.description,
+        "tags": json.dumps(datastore.tags),
+        "settings": json.dumps(datastore.settings),
+        "credentials": datastore.credentials,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _duplicate(name: str) -> Conflict:
+    return Conflict(f"a datastore named {name!r} already exists", hint="delete it first")
+
+
+def _exists(workspace: Workspace, name: str) -> bool:
+    with workspace.store.read() as conn:
+        return conn.execute(select(datastores.c.id).where(datastores.c.name == name)).first() is not None
+
+
+def _settings(spec: DatastoreSpec, base: Path | None) -> dict[str, Any]:
     settings = spec.model_dump(
         mode="json", exclude={"schema_", "name", "description", "tags", "type", "credentials"}
     )
@@ -125,30 +190,26 @@ def create_datastore(workspace: Workspace, spec: DatastoreSpec, *, base: Path | 
         if not folder.is_dir():
             raise InvalidInput(f"datastore {spec.name!r}: no folder at {folder}")
         settings["path"] = str(folder)
-    credentials = getattr(spec, "credentials", None)
-    sealed = None
-    if credentials is not None:
-        values = {k: v for k, v in credentials.model_dump().items() if v is not None}
-        sealed = secrets.seal(values, secrets.workspace_key(workspace.config.root))
-    now = now_ms()
-    row = {
-        "name": spec.name,
-        "type": spec.type,
-        "description": spec.description,
-        "tags": json.dumps({k: "" if v is None else str(v) for k, v in (spec.tags or {}).items()}),
-        "settings": json.dumps(settings),
-        "credentials": sealed,
-        "created_at": now,
-        "updated_at": now,
-    }
-    from sqlalchemy.exc import IntegrityError
+    return settings
 
+
+def _sealed(workspace: Workspace, spec: DatastoreSpec) -> str | None:
+    credentials = getattr(spec, "credentials", None)
+    if credentials is None:
+        return None
+    values = {k: v for k, v in credentials.model_dump().items() if v is not None}
+    return secrets.seal(values, secrets.workspace_key(workspace.config.root))
+
+
+def check_access(workspace: Workspace, datastore: Datastore) -> None:
+    """List the datastore's root: wrong credentials or a missing container fail here, clearly."""
+    fs, root = open_filesystem(workspace, datastore)
     try:
-        with workspace.store.write() as conn:
-            conn.execute(insert(datastores).values(**row))
-    except IntegrityError:
-        raise Conflict(f"a datastore named {spec.name!r} already exists", hint="delete it first") from None
-    return get_datastore(workspace, spec.name)
+        with storage_errors(datastore.name):
+            fs.ls(root, detail=False)
+    except NotFound:
+        where = {"azure_blob": "container", "s3": "bucket"}.get(datastore.type, "folder")
+        raise NotFound(f"datastore {datastore.name!r}: its {where} {root!r} does not exist") from None
 
 
 def get_datastore(workspace: Workspace, name: str) -> Datastore:
@@ -322,21 +383,42 @@ def _is_unreachable(exc: BaseException) -> bool:
     return type(exc).__name__ in ("ServiceRequestError", "EndpointConnectionError", "ClientConnectorError")
 
 
-def parse_spec(raw: Any) -> DatastoreSpec:
-    """A datastore spec from parsed YAML (errors name the field)."""
+def read_spec(path: Path) -> DatastoreSpec:
+    """A datastore spec from a YAML file; problems name the file, line and field."""
+    from keel.specs.source import Source, read_yaml
+
+    raw = read_yaml(path)
+    return parse_spec(raw, source=Source(path, raw))
+
+
+def parse_spec(raw: Any, *, source: Source | None = None) -> DatastoreSpec:
+    """A datastore spec from parsed YAML (errors name the field, and the line when known)."""
+    from keel.specs.checks import File
+    from keel.specs.source import Source
+
+    source = source or Source("datastore", raw)
     if not isinstance(raw, dict):
-        raise InvalidInput("a datastore file must be a mapping")
+        raise source.error((), "a datastore file must be a mapping (type, name, …)")
     kind = raw.get("type")
     model = SPEC_TYPES.get(str(kind))
+    if kind is None:
+        raise source.error((), "'type' is required", hint=f"one of {', '.join(SPEC_TYPES)}")
     if model is None:
-        raise InvalidInput(
-            f"unknown datastore type {kind!r}", hint=f"expected one of {', '.join(SPEC_TYPES)}"
+        raise source.error(
+            ("type",), f"unknown datastore type {kind!r}", hint=f"one of {', '.join(SPEC_TYPES)}"
         )
-    from pydantic import ValidationError
-
     try:
         return model.model_validate(raw)  # type: ignore[return-value]
     except ValidationError as exc:
-        problem = exc.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"])
-        raise InvalidInput(f"datastore {where}: {problem['msg']}") from None
+        raise _spec_problem(exc, model, File(source, Path("."))) from None
+
+
+def _spec_problem(exc: ValidationError, model: type[_Spec], file: File) -> Exception:
+    """pydantic's first complaint, located — and never echoing a value given as a credential."""
+    from keel.specs.checks import first_problem
+
+    problem = exc.errors()[0]
+    location = tuple(problem["loc"])
+    if "credentials" in location and problem["type"] not in ("extra_forbidden", "missing", "value_error"):
+        return file.error(location, f"{problem['msg']} (the value is not shown: it may be a secret)")
+    return first_problem(exc, model, file, ())

@@ -90,7 +90,12 @@ class Runner:
             experiment_id=root.experiment_id,
             on_process=lambda node, pid: records.note_process(self.store, node, pid),
         )
-        self.inputs = InputResolver(self.store, workspace.artifacts, self.context.digests, self.context.cache)
+        from keel.data.job_data import input_plugin  # data assets and datastores plug in here
+
+        plugin = input_plugin(workspace, self.context.cache, self.context.digests)
+        self.inputs = InputResolver(
+            self.store, workspace.artifacts, self.context.digests, self.context.cache, plugins=[plugin]
+        )
         self.heart = MetricWriter(self.store)
         self.futures: dict[Future[StepResult], Node] = {}
         self.started: dict[str, int] = {}
@@ -251,7 +256,7 @@ class Runner:
             result.status, State.FAILED
         )
         self._finish(node, state, result.status, reason=result.reason, exit_code=result.exit_code)
-        if state == State.FAILED:
+        if node.state == State.FAILED:  # the step failed, or registering its outputs did
             self._after_failure(node)
 
     def _after_failure(self, node: Node) -> None:
@@ -282,6 +287,12 @@ class Runner:
         key: str | None = None,
         note: str | None = None,
     ) -> None:
+        if state == State.COMPLETED and any(b.decl.name for b in node.step.outputs.values()):
+            from keel.data.job_data import register_outputs  # outputs declared with a name
+
+            problem = register_outputs(self.workspace, node)
+            if problem is not None:
+                state, status, reason = State.FAILED, JobStatus.FAILED, problem
         node.state, node.reason = state, reason
         outcome = records.Outcome(
             status=status,
