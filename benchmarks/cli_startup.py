@@ -65,14 +65,10 @@ def result(name: str, samples: list[float], *, target: bool, note: str = "") -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=11)
-    parser.add_argument(
-        "--mlflow-repeat", type=int, default=5, help="MLflow's CLI takes seconds per call"
-    )
+    parser.add_argument("--mlflow-repeat", type=int, default=5, help="MLflow's CLI takes seconds per call")
     parser.add_argument("--no-mlflow", action="store_true")
     args = parser.parse_args()
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith(("KEEL_", "MLFLOW_"))
-    }
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("KEEL_", "MLFLOW_"))}
     keel = str(BIN / "keel")
     with tempfile.TemporaryDirectory(prefix="keel-cli-") as folder:
         here = Path(folder)

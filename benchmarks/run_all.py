@@ -18,12 +18,16 @@ import time
 
 from _harness import BENCHMARKS, RESULTS, figure
 
-# In the order they run. tracking_server compares the HTTP servers and is optional.
+# In the order they run. tracking_server compares the HTTP servers and is optional. The
+# jobs_* scripts build Prefect 3 a virtualenv of its own on first use (jobs_processes.py).
 SCRIPTS = [
     "tracking_ingest",
     "tracking_search",
     "metric_history",
     "cli_startup",
+    "jobs_python_chain",
+    "jobs_command_chain",
+    "jobs_reuse",
     "tracking_server",
 ]
 

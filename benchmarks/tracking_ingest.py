@@ -146,9 +146,7 @@ def warm_up_mlflow() -> None:
 # -- the table ----------------------------------------------------------------------
 
 
-def rate_result(
-    name: str, samples: list[float], points: int, *, target: bool, note: str = ""
-) -> Result:
+def rate_result(name: str, samples: list[float], points: int, *, target: bool, note: str = "") -> Result:
     rate = rate_at_median(points, samples)
     return Result(
         name=name,
@@ -200,9 +198,7 @@ def measure_mlflow(repeats: int, fluent_points: int, keel: list[Result]) -> list
     per_point, per_step = keel[0].value, keel[1].value
     results = []
     for synchronous in (True, False):
-        samples = repeat(
-            lambda s=synchronous: time_mlflow_fluent(fluent_points, synchronous=s), repeats
-        )
+        samples = repeat(lambda s=synchronous: time_mlflow_fluent(fluent_points, synchronous=s), repeats)
         rate = rate_at_median(fluent_points, samples)
         results.append(
             rate_result(
@@ -216,9 +212,7 @@ def measure_mlflow(repeats: int, fluent_points: int, keel: list[Result]) -> list
             )
         )
     samples = repeat(time_mlflow_log_batch, repeats)
-    batch = rate_result(
-        "MLflow SQLite, MlflowClient.log_batch x 1,000", samples, POINTS, target=False
-    )
+    batch = rate_result("MLflow SQLite, MlflowClient.log_batch x 1,000", samples, POINTS, target=False)
     batch.note += f"; Keel log_metrics per step {per_step / batch.value:,.0f}x faster"
     return [*results, batch]
 
@@ -226,9 +220,7 @@ def measure_mlflow(repeats: int, fluent_points: int, keel: list[Result]) -> list
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="repetitions of each Keel timing")
-    parser.add_argument(
-        "--mlflow-repeat", type=int, default=3, help="repetitions of each MLflow timing"
-    )
+    parser.add_argument("--mlflow-repeat", type=int, default=3, help="repetitions of each MLflow timing")
     parser.add_argument(
         "--mlflow-points", type=int, default=1_000, help="points for mlflow.log_metric per call"
     )

@@ -82,9 +82,7 @@ def keel_search(max_results: int, expected: int) -> Callable[[], float]:
 
     def measure() -> float:
         start = time.perf_counter()
-        found = keel.search_jobs(
-            "search", filter=KEEL_FILTER, order_by=KEEL_ORDER, max_results=max_results
-        )
+        found = keel.search_jobs("search", filter=KEEL_FILTER, order_by=KEEL_ORDER, max_results=max_results)
         elapsed = time.perf_counter() - start
         minima = [job.metrics["m0"].min for job in found]
         if len(found) != expected or minima != sorted(minima):
@@ -115,9 +113,7 @@ def build_mlflow(folder: Path, runs: list[Any]) -> tuple[Any, str, float]:
     return client, experiment_id, time.perf_counter() - start
 
 
-def mlflow_search(
-    client: Any, experiment_id: str, max_results: int, expected: int
-) -> Callable[[], float]:
+def mlflow_search(client: Any, experiment_id: str, max_results: int, expected: int) -> Callable[[], float]:
     def measure() -> float:
         start = time.perf_counter()
         found = client.search_runs(
@@ -161,9 +157,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=21, help="timed calls per query")
-    parser.add_argument(
-        "--max-results", type=int, nargs="+", default=[100, 1000], help="same for both"
-    )
+    parser.add_argument("--max-results", type=int, nargs="+", default=[100, 1000], help="same for both")
     parser.add_argument("--no-mlflow", action="store_true")
     args = parser.parse_args()
     runs = dataset(args.jobs)

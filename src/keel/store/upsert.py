@@ -37,10 +37,11 @@ _STATEMENTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
 
 
 def _statement(dialect_name: str, table: Table, key: Sequence[str], columns: Sequence[str]) -> Any:
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    statement: Any = dialect.insert(table)
+    if dialect_name == "postgresql":  # each dialect imported only when used (start-up time)
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    statement: Any = insert(table)
     if columns:
         return statement.on_conflict_do_update(
             index_elements=list(key),
