@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from keel.cli import component, experiment, job, server, workspace
+from keel.cli import component, data, datastore, experiment, job, server, workspace
 from keel.cli.context import WorkspaceOption
 
 app = typer.Typer(
@@ -26,6 +26,8 @@ app = typer.Typer(
 app.add_typer(job.app, name="job")
 app.add_typer(experiment.app, name="experiment")
 app.add_typer(component.app, name="component")
+app.add_typer(datastore.app, name="datastore")
+app.add_typer(data.app, name="data")
 app.command("init")(workspace.init)
 app.command("server")(server.serve)
 app.command("quickstart")(workspace.quickstart)
