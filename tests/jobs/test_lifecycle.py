@@ -78,6 +78,11 @@ def test_cancel_stops_running_processes(workspace: Workspace, tmp_path: Path) ->
     assert final.status == JobStatus.CANCELED
     assert steps_of(workspace, final)["sleeper"].status == JobStatus.CANCELED
     pid = int(pidfile.read_text())
+    sleeper = steps_of(workspace, final)["sleeper"]
+    assert sleeper.tags["keel.process"].endswith(f":{pid}")  # the step's own process group
+    with workspace.store.read() as conn:
+        owner = conn.exec_driver_sql("SELECT process_id FROM jobs WHERE name = ?", (sleeper.name,)).scalar()
+    assert owner != pid  # the job's owner (heartbeat, reaping) stays the runner
     _wait_for(
         lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
     )

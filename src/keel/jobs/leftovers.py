@@ -16,8 +16,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from keel.jobs.records import PROCESS_TAG
 from keel.store import Store
-from keel.store.schema import jobs
+from keel.store.schema import job_tags, jobs
 
 
 def belongs_to(pid: int, job_name: str) -> bool:
@@ -32,15 +33,30 @@ def stop_leftovers(store: Store, root_id: int) -> list[str]:
     """Kill the process groups still running for steps of ``root_id`` on this host."""
     host = socket.gethostname()
     stopped: list[str] = []
+    for job_name, where in _step_processes(store, root_id):
+        owner, _, pid_text = where.rpartition(":")
+        if owner != host or not pid_text.isdigit() or not belongs_to(int(pid_text), job_name):
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(int(pid_text), signal.SIGKILL)
+            stopped.append(job_name)
+    return stopped
+
+
+def _step_processes(store: Store, root_id: int) -> list[tuple[str, str]]:
+    """(job name, ``host:pid``) of every step under ``root_id`` that recorded its process."""
+    found: list[tuple[str, str]] = []
     frontier = [root_id]
-    columns = (jobs.c.id, jobs.c.name, jobs.c.hostname, jobs.c.process_id)
     with store.read() as conn:
         while frontier:
-            rows = conn.execute(select(*columns).where(jobs.c.parent_id.in_(frontier))).all()
+            rows = conn.execute(select(jobs.c.id, jobs.c.name).where(jobs.c.parent_id.in_(frontier))).all()
             frontier = [row.id for row in rows]
-            for row in rows:
-                if row.hostname == host and row.process_id and belongs_to(row.process_id, row.name):
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(row.process_id, signal.SIGKILL)
-                        stopped.append(row.name)
-    return stopped
+            if not frontier:
+                break
+            tagged = conn.execute(
+                select(jobs.c.name, job_tags.c.value)
+                .join(job_tags, job_tags.c.job_id == jobs.c.id)
+                .where(jobs.c.id.in_(frontier), job_tags.c.key == PROCESS_TAG)
+            ).all()
+            found += [(row.name, row.value) for row in tagged]
+    return found

@@ -132,10 +132,18 @@ def mark_running(store: Store, node: Node, *, environment: str | None = None) ->
         )
 
 
+PROCESS_TAG = "keel.process"
+
+
 def note_process(store: Store, node: Node, pid: int) -> None:
-    """The step's own process group, so a cancel or rerun can find it if the runner dies."""
-    with store.write() as conn:
-        conn.execute(update(jobs).where(jobs.c.id == node.job_id).values(process_id=pid))
+    """The step's own process group (``host:pid``), so a rerun can stop it if the runner dies.
+
+    Kept apart from ``process_id``, which names the runner: the runner owns the job's
+    heartbeat, and the step's process ending does not mean the job has ended.
+    """
+    from keel.tracking.jobs import set_tags
+
+    set_tags(store, node.job_id, {PROCESS_TAG: f"{socket.gethostname()}:{pid}"})
 
 
 @dataclass(frozen=True)
