@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from keel.data import assets, datastores
 from keel.specs import models
 
 REFERENCE = (Path(__file__).resolve().parents[2] / "docs" / "reference" / "yaml.md").read_text()
@@ -31,6 +32,12 @@ MODELS = [
     models.DataTransferJob,
     models.CopyOptions,
     models.TransformJob,
+    datastores.AzureBlobSpec,
+    datastores.BlobCredentials,
+    datastores.S3Spec,
+    datastores.S3Credentials,
+    datastores.LocalSpec,
+    assets.DataSpec,
 ]
 
 
