@@ -104,3 +104,16 @@ async def test_a_file_and_a_folder_cannot_share_a_path(local_api: MlflowApi) -> 
         clash = await client.put(f"{PROXY}/{path}", content=b"y")
         assert clash.status_code == 400 and clash.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     assert (await client.get(f"{PROXY}/a/b.txt")).content == b"x"
+
+
+@pytest.mark.parametrize("path", ["cas/0f/model.pkl", "data/manifests/abc.jsonl"])
+async def test_keel_managed_areas_are_read_only_through_the_proxy(local_api: MlflowApi, path: str) -> None:
+    stored = _root(local_api) / path
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    stored.write_bytes(b"registered bytes")
+    put = await local_api.client.put(f"{PROXY}/{path}", content=b"tampered")
+    deleted = await local_api.client.delete(f"{PROXY}/{path}")
+    assert put.status_code == deleted.status_code == 403
+    assert "Keel manages that area" in put.json()["message"]
+    assert stored.read_bytes() == b"registered bytes"
+    assert (await local_api.client.get(f"{PROXY}/{path}")).content == b"registered bytes"

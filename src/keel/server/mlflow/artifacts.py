@@ -21,7 +21,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from keel.artifacts import ArtifactEntry, ArtifactStore, safe_relative_path
-from keel.errors import InvalidInput, KeelError, NotFound
+from keel.errors import InvalidInput, KeelError, NotFound, PermissionDenied
 from keel.server.mlflow import render
 from keel.server.mlflow.context import Context
 from keel.server.mlflow.protocol import (
@@ -58,8 +58,25 @@ def list_artifacts(context: Context, fields: Fields) -> JSON:
 
 
 def delete_artifact(context: Context, fields: Fields) -> JSON:
-    context.artifacts.delete(safe_relative_path(fields.text("path")))
+    context.artifacts.delete(writable_path(fields.text("path")))
     return {}
+
+
+# Keel's own areas of the artifact root: the content store (data, model and output
+# snapshots) and the data manifests. Their files are immutable and referenced by hash;
+# a client of the proxy may read them but never write or delete them.
+MANAGED_AREAS = ("cas", "data")
+
+
+def writable_path(path: str) -> str:
+    """``path`` made safe, refused when it lies in an area Keel manages itself."""
+    relative = safe_relative_path(path)
+    if relative.split("/", 1)[0] in MANAGED_AREAS:
+        raise PermissionDenied(
+            f"cannot change {relative!r} through the artifact proxy: Keel manages that area itself",
+            hint="log artifacts under a run's artifact location",
+        )
+    return relative
 
 
 def list_run_artifacts(context: Context, fields: Fields) -> JSON:
@@ -89,7 +106,7 @@ def _file_info(entry: ArtifactEntry, folder: str) -> JSON:
 def _upload_endpoint(context: Context) -> Endpoint:
     async def upload(request: Request) -> Response:
         try:
-            relative = safe_relative_path(request.path_params["path"])
+            relative = writable_path(request.path_params["path"])
             await receive(context.artifacts, relative, request.stream())
         except KeelError as error:
             return error_response(error)
