@@ -1,13 +1,5 @@
-"""A ``type: data_transfer`` (copy_data) step, run by the copy engine (being written)."""
+"""A ``type: data_transfer`` (copy_data) step: see :mod:`keel.data.copy.step`."""
 
-from __future__ import annotations
+from keel.data.copy.step import run_copy_step
 
-from typing import Any
-
-from keel.jobs.command import StepResult
-from keel.jobs.graph import Node
-from keel.tracking.entities import JobStatus
-
-
-def run_copy_step(runner: Any, node: Node) -> StepResult:
-    return StepResult(JobStatus.FAILED, reason="copy_data steps are not connected to the copy engine yet")
+__all__ = ["run_copy_step"]
