@@ -290,6 +290,20 @@ def _write_manifest(workspace: Workspace, manifest: Manifest) -> str:
     return relative
 
 
+def snapshot(
+    workspace: Workspace, location: Location, *, expect: Expect = "any"
+) -> tuple[str, Manifest, str]:
+    """Copy the files at ``location`` into the content store (once per content) and save their
+    manifest; returns the snapshot folder's URI, the manifest rooted there, and the manifest's
+    URI. Other registries (models) keep their files the way data assets do."""
+    with storage_errors(location.datastore or location.uri):
+        manifest = scan(location, digests=DigestCache(workspace.store), expect=expect)
+    _upload(workspace, manifest)
+    stored = datastore_uri(WORKSPACE_DATASTORE, cas_path(manifest.digest))
+    manifest = replace(manifest, root=stored)
+    return stored, manifest, _write_manifest(workspace, manifest)
+
+
 def _profile(workspace: Workspace, stored_path: str, kind: str) -> dict[str, Any] | None:
     """The profile of tabular data; a profiler that breaks on odd data does not block registration."""
     from keel.data.profiles import profile_of

@@ -35,6 +35,12 @@ class Hop:
 
 def lineage(workspace: Workspace, asset: DataAsset, *, max_depth: int = MAX_DEPTH) -> list[Hop]:
     """The data inputs of the producing job and, depth first, of the jobs that produced them."""
+    return [] if asset.job_name is None else job_lineage(workspace, asset.job_name, max_depth=max_depth)
+
+
+def job_lineage(workspace: Workspace, job_name: str, *, max_depth: int = MAX_DEPTH) -> list[Hop]:
+    """The data inputs of ``job_name`` and, depth first, of the jobs that produced them (what a
+    data version or a model version produced by that job comes from)."""
     hops: list[Hop] = []
     seen: set[str] = set()
     with workspace.store.read() as conn:
@@ -55,8 +61,7 @@ def lineage(workspace: Workspace, asset: DataAsset, *, max_depth: int = MAX_DEPT
                 if producer is not None:
                     walk(producer, depth + 1)
 
-        if asset.job_name is not None:
-            walk(asset.job_name, 0)
+        walk(job_name, 0)
     return hops
 
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from keel.server.mlflow import artifacts, experiments, logged_models, metrics, runs
+from keel.server.mlflow import artifacts, experiments, logged_models, metrics, registry, runs
 from keel.server.mlflow.context import Context
 from keel.server.mlflow.protocol import EndpointNotFound, endpoint, error_response
 from keel.workspace import Workspace
@@ -27,6 +27,7 @@ ENDPOINTS = [
     *runs.ROUTES,
     *experiments.ROUTES,
     *logged_models.ROUTES,
+    *registry.ROUTES,
     *artifacts.ROUTES,
 ]
 
