@@ -33,6 +33,8 @@ CONFIG_FILE = "keel.yaml"
 DEFAULT_FOLDER = ".keel"
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _KNOWN_KEYS = {"workspace", "database_url", "artifacts_url", "heartbeat_timeout_seconds"}
+# Nested sections, kept as written (with ${VAR} expanded) for the domain that owns each to check.
+SECTION_KEYS = {"server", "webhooks"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class WorkspaceConfig:
     artifacts_url: str
     heartbeat_timeout_seconds: float = 60.0
     source: str = "default"
+    sections: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def is_embedded(self) -> bool:
@@ -78,7 +81,14 @@ def resolve_workspace(
         artifacts_url=str(artifacts_url or (root / "artifacts").as_uri()),
         heartbeat_timeout_seconds=float(settings.get("heartbeat_timeout_seconds", 60.0)),
         source=source,
+        sections={key: settings[key] for key in SECTION_KEYS if key in settings},
     )
+
+
+def read_sections(config_file: Path, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The nested sections of a keel.yaml, for a process handed the workspace by path (a runner)."""
+    settings = _read_config_file(config_file, os.environ if environ is None else environ)
+    return {key: settings[key] for key in SECTION_KEYS if key in settings}
 
 
 def _find_config_file(start: Path) -> Path | None:
@@ -100,13 +110,27 @@ def _read_config_file(config_file: Path, env: Mapping[str, str]) -> dict[str, An
         raise InvalidInput(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(loaded, dict):
         raise InvalidInput(f"{config_file}: expected a mapping of settings at the top level")
-    unknown = sorted(set(loaded) - _KNOWN_KEYS)
+    unknown = sorted(set(loaded) - _KNOWN_KEYS - SECTION_KEYS)
     if unknown:
         raise InvalidInput(
             f"{config_file}: unknown setting {unknown[0]!r}",
-            hint=f"known settings: {', '.join(sorted(_KNOWN_KEYS))}",
+            hint=f"known settings: {', '.join(sorted(_KNOWN_KEYS | SECTION_KEYS))}",
         )
-    return {key: _expand_env(str(value), env, config_file, key) for key, value in loaded.items()}
+    return {
+        key: _expand_nested(value, env, config_file, key)
+        if key in SECTION_KEYS
+        else _expand_env(str(value), env, config_file, key)
+        for key, value in loaded.items()
+    }
+
+
+def _expand_nested(value: Any, env: Mapping[str, str], config_file: Path, key: str) -> Any:
+    """A section as written, with ``${VAR}`` expanded in its strings."""
+    if isinstance(value, dict):
+        return {k: _expand_nested(v, env, config_file, f"{key}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_nested(v, env, config_file, f"{key}[{i}]") for i, v in enumerate(value)]
+    return _expand_env(value, env, config_file, key) if isinstance(value, str) else value
 
 
 def _expand_env(value: str, env: Mapping[str, str], config_file: Path, key: str) -> str:

@@ -16,11 +16,14 @@ app = typer.Typer(help="Jobs: every run, step and trial Keel has recorded.", no_
 
 
 def _readable(ctx: typer.Context) -> Workspace:
-    """Open the workspace and settle jobs whose processes died before anyone looks."""
+    """Open the workspace and settle jobs whose processes died, and approvals whose
+    timeout passed, before anyone looks."""
+    from keel.approvals import settle
     from keel.tracking.jobs import reap_dead_jobs
 
     workspace = open_workspace(ctx)
     reap_dead_jobs(workspace.store, timeout_seconds=workspace.config.heartbeat_timeout_seconds)
+    settle(workspace)
     return workspace
 
 
@@ -273,7 +276,8 @@ def create(
     """Submit a job from Azure ML YAML (command, pipeline or sweep), like `az ml job create`.
 
     Without --stream or --wait it runs in the background and this returns at once.
-    Exit codes when waiting: 0 completed, 1 failed, 2 canceled, 3 timed out.
+    Exit codes when waiting: 0 completed, 1 failed, 2 canceled, 3 timed out. A pipeline
+    paused at an approval step is waited for until it is decided (or its timeout passes).
     """
     from keel.jobs import components
     from keel.jobs.submit import start_in_background, submit
@@ -323,15 +327,22 @@ def _run_here(
         finally:
             finished.set()
 
+    from keel.approvals import settle
+
     runner = threading.Thread(target=target, name="keel-runner", daemon=True)
     runner.start()
     if stream:
         typer.echo(f"job {name}")
-        follow(workspace, name, printer=typer.echo, finished=finished)
+        follow(workspace, name, printer=typer.echo, finished=finished, tick=lambda: settle(workspace))
     runner.join()
     if failure:
         raise failure[0]
     job = get_job(workspace.store, name)
+    if not job.status.is_terminal:  # paused at an approval: wait for the decision, then its runner
+        typer.echo(f"job {name}: Paused ({job.status_reason})", err=True)
+        job = follow(
+            workspace, name, printer=lambda _line: None, show_logs=False, tick=lambda: settle(workspace)
+        )
     _summarize(job, output)
     return exit_code_for(job)
 

@@ -115,7 +115,10 @@ def _child_row(
     }
 
 
-def mark_running(store: Store, node: Node, *, environment: str | None = None) -> None:
+def mark_running(
+    store: Store, node: Node, *, environment: str | None = None, keep_start: bool = False
+) -> None:
+    """``keep_start``: a pipeline resumed after a pause keeps the time it first started."""
     now = now_ms()
     with store.write() as conn:
         conn.execute(
@@ -123,7 +126,7 @@ def mark_running(store: Store, node: Node, *, environment: str | None = None) ->
             .where(jobs.c.id == node.job_id)
             .values(
                 status=JobStatus.RUNNING.value,
-                start_time=now,
+                start_time=func.coalesce(jobs.c.start_time, now) if keep_start else now,
                 heartbeat_at=now,
                 hostname=socket.gethostname(),
                 process_id=os.getpid(),
@@ -290,6 +293,24 @@ def steps_of(store: Store, root_id: int) -> dict[str, tuple[int, str, JobStatus]
                 if row.step_name is not None:
                     found[row.step_name] = (row.id, row.name, JobStatus(row.status))
     return found
+
+
+def claim_paused(store: Store, job_id: int) -> bool:
+    """Take a paused job to run it again: paused → running, true for exactly one claimer."""
+    now = now_ms()
+    with store.write() as conn:
+        claimed = conn.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.status == JobStatus.PAUSED.value)
+            .values(
+                status=JobStatus.RUNNING.value,
+                status_reason=None,
+                heartbeat_at=now,
+                hostname=socket.gethostname(),
+                process_id=os.getpid(),
+            )
+        ).rowcount
+    return bool(claimed)
 
 
 def job_status(store: Store, job_id: int) -> JobStatus:

@@ -7,6 +7,11 @@ transaction, and stops the rest when a step fails (unless the pipeline says
 ``continue_on_step_failure``). A cancel request on the job stops every process
 group it started. The runner keeps its jobs' heartbeats, so if it is killed they
 are failed by the next reader, and ``keel job rerun --from-failed`` resumes.
+
+Approval steps (``type: approval``) open a request and wait; when nothing else can
+run, the runner records the pipeline as ``paused`` and returns. A runner started
+with ``resume=True`` takes the paused pipeline up again: finished steps keep their
+records and outputs, and the rest runs.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from keel.clock import now_ms
-from keel.errors import KeelError
+from keel.errors import InternalError, KeelError
 from keel.jobs import records
 from keel.jobs.command import TIMED_OUT, RunContext, StepResult, run_command
 from keel.jobs.content import DigestCache, is_committed, local_copy
@@ -35,6 +41,9 @@ from keel.tracking.experiments import get_experiment
 from keel.tracking.jobs import get_job_by_id, job_artifact_location, set_job_status
 from keel.tracking.writer import MetricWriter
 from keel.workspace import Workspace
+
+if TYPE_CHECKING:
+    from keel.approvals.gate import Gates
 
 _log = logging.getLogger(__name__)
 _CANCEL_POLL_SECONDS = 0.5
@@ -66,8 +75,13 @@ class Runner:
         spec: ResolvedJob,
         *,
         previous: dict[str, PreviousStep] | None = None,
+        resume: bool = False,
     ) -> None:
         self.workspace = workspace
+        self.resuming = resume
+        self.replayed: set[str] = set()  # finished before a pause: run through again, not rewritten
+        self.begun: set[str] = set()  # started before a pause: they keep their start times
+        self.paused = False
         self.store = workspace.store
         self.spec = spec
         self.previous = previous or {}
@@ -102,18 +116,28 @@ class Runner:
         self.unwritten: list[tuple[Node, records.Outcome]] = []
         self.unwritten_since = 0.0
         self.stopping = False
+        self.gates: Gates | None = None
+        if any(node.step.kind == "approval" for node in self.nodes.values()):
+            from keel.approvals.gate import Gates
+
+            self.gates = Gates(workspace, self.root)
         limit = spec.settings.max_concurrency or os.cpu_count() or 2
         self.pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="keel-step")
 
     # -- the loop -----------------------------------------------------------------------
 
     def run(self) -> JobStatus:
-        """Execute the graph; returns the root job's final status."""
-        records.create_step_jobs(self.store, self.experiment, self.nodes, self.root, user_id=self.user_id)
+        """Execute the graph; returns the root job's final status (``paused`` if it waits)."""
+        if self.resuming:
+            self._restore()
+        else:
+            records.create_step_jobs(self.store, self.experiment, self.nodes, self.root, user_id=self.user_id)
         self._locate_artifacts()
         self.heart.keep_alive(self.root.job_id)
-        records.mark_running(self.store, self.root, environment=None)
-        self.started[""] = now_ms()
+        if not self.resuming:
+            records.mark_running(self.store, self.root, environment=None)
+            self.started[""] = now_ms()
+        self._announce(JobStatus.RUNNING)
         try:
             self._loop()
         except BaseException as exc:
@@ -123,7 +147,31 @@ class Runner:
             self.pool.shutdown(wait=True)
             self.endpoint.stop()
             self.heart.close()
-        return _STATUS_OF[self.root.state]
+        status = JobStatus.PAUSED if self.paused else _STATUS_OF[self.root.state]
+        self._announce(status)
+        self._send_due_events()
+        return status
+
+    def _announce(self, status: JobStatus) -> None:
+        """Queue the webhook event for the pipeline's new status (when anyone subscribed)."""
+        from keel.webhooks.events import JOB_EVENTS, job_payload
+        from keel.webhooks.outbox import emit, subscribed
+
+        try:
+            if subscribed(self.workspace, JOB_EVENTS[status]):
+                job = get_job_by_id(self.store, self.root.job_id)
+                emit(self.workspace, JOB_EVENTS[status], job_payload(job))
+        except KeelError as exc:  # a webhook setting is wrong: say so, the run itself is fine
+            _log.warning("webhook event job.%s not queued: %s", status.value, exc)
+
+    def _send_due_events(self) -> None:
+        """Send what is due now; retries are left to the outbox (a detached runner waits for them)."""
+        from keel.webhooks.outbox import flush
+
+        try:
+            flush(self.workspace, within_seconds=0)
+        except KeelError as exc:
+            _log.warning("webhook deliveries not sent: %s", exc)
 
     def _loop(self) -> None:
         last_poll = 0.0
@@ -133,14 +181,50 @@ class Runner:
                 last_poll = time.monotonic()
                 if records.job_status(self.store, self.root.job_id) == JobStatus.CANCEL_REQUESTED:
                     self._stop_everything("canceled on request", State.CANCELED)
+                progressed |= self._apply_decisions()
             self._write_finished(force=False)
             if self.futures:
                 done, _ = wait(list(self.futures), timeout=self._wait_budget(), return_when=FIRST_COMPLETED)
                 for future in done:
                     self._collect(self.futures.pop(future), future)
+            elif not progressed and self.gates is not None and self.gates.waiting and not self.stopping:
+                if self._pause():
+                    return
+                if not self._apply_decisions():
+                    time.sleep(0.05)  # asked to stop meanwhile: the next poll sees it
             elif not progressed:
                 self._settle_stuck()
         self._write_finished(force=True)
+
+    # -- approval steps -------------------------------------------------------------------
+
+    def _apply_decisions(self) -> bool:
+        """Finish the approval steps whose requests were decided."""
+        if self.gates is None or not self.gates.waiting:
+            return False
+        from keel.approvals.gate import passed_on
+        from keel.approvals.requests import APPROVED, CANCELED
+
+        decided = self.gates.decided()
+        for path, status, reason in decided:
+            node = self.nodes[path]
+            if status == APPROVED:
+                node.outputs = passed_on(node, self.nodes)
+                self._finish(node, State.COMPLETED, JobStatus.COMPLETED, reason=reason)
+            elif status == CANCELED:
+                self._finish(node, State.CANCELED, JobStatus.CANCELED, reason=reason)
+            else:
+                self._finish(node, State.FAILED, JobStatus.FAILED, reason=reason)
+                self._after_failure(node)
+        return bool(decided)
+
+    def _pause(self) -> bool:
+        """Only approvals are left to wait for: record the pause and let the loop return."""
+        assert self.gates is not None
+        self._write_finished(force=True)
+        pipelines = [node for node in self.nodes.values() if node.is_pipeline and node.state == State.RUNNING]
+        self.paused = self.gates.pause(pipelines) is not None
+        return self.paused
 
     def _write_finished(self, *, force: bool) -> None:
         """Write finished steps' records in batches: many quick steps share one transaction,
@@ -201,10 +285,15 @@ class Runner:
             self._finish(node, State.FAILED, JobStatus.FAILED, reason=f"inputs: {exc}")
             return
         node.state = State.RUNNING
-        self.started[node.path] = now_ms()
+        if node.path not in self.begun:
+            self.started[node.path] = now_ms()
         if node.is_pipeline:
-            if node is not self.root:
-                records.mark_running(self.store, node)
+            if node is not self.root and node.path not in self.replayed:
+                records.mark_running(self.store, node, keep_start=self.resuming)
+            return
+        if node.step.kind == "approval" and self.gates is not None:
+            self.gates.open(node)
+            self._apply_decisions()
             return
         if self._reuse(node):
             return
@@ -271,6 +360,9 @@ class Runner:
         self._stop_reason = reason
         self._final_hint = final
         self.context.processes.cancel_all()
+        if self.gates is not None:  # nobody needs to decide any more
+            for path in self.gates.cancel_all(reason):
+                self._finish(self.nodes[path], State.CANCELED, JobStatus.CANCELED, reason=reason)
 
     _stop_reason = "not run"
     _final_hint = State.FAILED
@@ -287,6 +379,9 @@ class Runner:
         key: str | None = None,
         note: str | None = None,
     ) -> None:
+        if node.path in self.replayed:  # finished before the pause, and recorded then
+            node.state, node.reason = state, reason
+            return
         if state == State.COMPLETED and any(b.decl.name for b in node.step.outputs.values()):
             from keel.data.job_data import register_outputs  # outputs declared with a name
 
@@ -349,6 +444,9 @@ class Runner:
         self.context.processes.cancel_all()
         with contextlib.suppress(KeelError):
             self._write_finished(force=True)
+        if self.gates is not None:
+            with contextlib.suppress(KeelError):
+                self.gates.cancel_all("the runner stopped")
         status = JobStatus.CANCELED if isinstance(exc, KeyboardInterrupt) else JobStatus.FAILED
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"the runner failed: {exc}"
         for node in self.nodes.values():
@@ -388,9 +486,19 @@ class Runner:
         return False
 
     def _adopt(self, node: Node, job_id: int, job_name: str, key: str | None, suffix: str) -> bool:
+        outputs = self._stored_values(node, job_id, job_name)
+        if outputs is None:
+            return False
+        node.outputs = outputs
+        note = f"reused from {job_name} {suffix}".strip()
+        self._finish(node, State.COMPLETED, JobStatus.COMPLETED, reuse=(job_id, job_name), key=key, note=note)
+        return True
+
+    def _stored_values(self, node: Node, job_id: int, job_name: str) -> dict[str, Value] | None:
+        """A completed job's outputs as values, or None if they do not match or are gone."""
         stored = records.stored_outputs(self.store, job_id)
         if set(stored) != set(node.step.component.outputs):
-            return False
+            return None
         outputs: dict[str, Value] = {}
         for name, output in stored.items():
             if output.uri is None:
@@ -403,14 +511,35 @@ class Runner:
             folder = output.uri.split("/", 2)
             if not is_committed(self.workspace.artifacts, "/".join(folder[:2])):
                 node.reuse_note = f"not reused: the outputs of {job_name} are gone"
-                return False
+                return None
             local = local_copy(self.workspace.artifacts, "/".join(folder[:2]), self.context.cache / "outputs")
             path = local / folder[2] if len(folder) > 2 else local
             outputs[name] = Value(type=output.type, path=path, uri=output.uri, digest=output.digest)
-        node.outputs = outputs
-        note = f"reused from {job_name} {suffix}".strip()
-        self._finish(node, State.COMPLETED, JobStatus.COMPLETED, reuse=(job_id, job_name), key=key, note=note)
-        return True
+        return outputs
+
+    def _restore(self) -> None:
+        """Resuming a paused pipeline: its step jobs exist, and what finished stays finished."""
+        recorded = records.steps_of(self.store, self.root.job_id)
+        self.begun.add("")  # the pipeline keeps the time it first started
+        for path, node in self.nodes.items():
+            if node is self.root:
+                continue
+            if path not in recorded:
+                raise InternalError(f"resuming {self.root.job_name}: step {path!r} has no job record")
+            node.job_id, node.job_name, status = recorded[path]
+            if status == JobStatus.COMPLETED and node.step.kind in ("approval", "pipeline"):
+                self.replayed.add(path)
+            elif status == JobStatus.COMPLETED:
+                outputs = self._stored_values(node, node.job_id, node.job_name)
+                if outputs is None:
+                    self._finish(node, State.FAILED, JobStatus.FAILED, reason="its outputs are gone")
+                    self._after_failure(node)
+                else:
+                    node.outputs, node.state = outputs, State.COMPLETED
+            elif status in (JobStatus.FAILED, JobStatus.CANCELED):
+                node.state = State.FAILED if status == JobStatus.FAILED else State.CANCELED
+            elif status != JobStatus.QUEUED:
+                self.begun.add(path)
 
     def _locate_artifacts(self) -> None:
         for node in self.nodes.values():

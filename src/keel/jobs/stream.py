@@ -38,8 +38,12 @@ def follow(
     finished: threading.Event | None = None,
     poll_seconds: float = 0.25,
     show_logs: bool = True,
+    tick: Callable[[], object] | None = None,
 ) -> Job:
-    """Print progress until ``name`` ends; returns the final job record."""
+    """Print progress until ``name`` ends; returns the final job record.
+
+    A paused pipeline is followed until it ends too (``finished`` only says this
+    process's runner returned); ``tick`` runs at each poll, e.g. to settle approvals."""
     seen: dict[int, _Seen] = {}
     while True:
         root = get_job(workspace.store, name)
@@ -53,9 +57,12 @@ def follow(
                 printer(_status_line(label, status, reason, note))
         if root.status in TERMINAL_STATUSES:
             return root
-        done = finished.wait(poll_seconds) if finished is not None else _sleep(poll_seconds)
+        waiting = finished is not None and not finished.is_set()
+        done = finished.wait(poll_seconds) if finished is not None and waiting else _sleep(poll_seconds)
         if not done:
             reap_dead_jobs(workspace.store, timeout_seconds=workspace.config.heartbeat_timeout_seconds)
+            if tick is not None:
+                tick()
 
 
 def _sleep(seconds: float) -> bool:

@@ -122,18 +122,33 @@ def run(workspace: Workspace, name: str, *, previous: dict[str, PreviousStep] | 
     return Runner(workspace, job_id, spec, previous=previous).run()
 
 
-def start_in_background(workspace: Workspace, name: str, *, rerun_of: str | None = None) -> None:
+def resume(workspace: Workspace, name: str) -> JobStatus:
+    """Run what remains of a paused pipeline in this process, if this process claims it
+    (paused → running; only one claimer wins); otherwise return the status it has."""
+    job_id, spec = load_spec(workspace, name)
+    if not records.claim_paused(workspace.store, job_id):
+        return records.job_status(workspace.store, job_id)
+    return Runner(workspace, job_id, spec, resume=True).run()
+
+
+def start_in_background(
+    workspace: Workspace, name: str, *, rerun_of: str | None = None, resume: bool = False
+) -> None:
     """Start a detached runner process for ``name`` that outlives this one.
 
     It is started through ``sh -c '… &'`` so it is re-parented at once: no zombie
-    is left in a long-lived caller, and nothing here waits for it.
+    is left in a long-lived caller, and nothing here waits for it. The runner is
+    told which keel.yaml this workspace came from, for its settings (webhooks).
     """
     config = workspace.config
     log = config.root / "runs" / f"{name}.runner.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "keel.jobs", "run", name, "--workspace", str(config.root)]
+    verb = "resume" if resume else "run"
+    command = [sys.executable, "-m", "keel.jobs", verb, name, "--workspace", str(config.root)]
     if rerun_of:
         command += ["--rerun-of", rerun_of]
+    if config.sections and Path(config.source).is_file():
+        command += ["--config", config.source]
     environment = dict(os.environ)
     environment.update(KEEL_DATABASE_URL=config.database_url, KEEL_ARTIFACTS_URL=config.artifacts_url)
     line = f"{shlex.join(command)} >> {shlex.quote(str(log))} 2>&1 < /dev/null &"
@@ -173,6 +188,11 @@ def cancel(workspace: Workspace, name: str) -> JobStatus:
     if job.status == JobStatus.QUEUED:
         _cancel_tree(workspace, job, "canceled before it started")
         return JobStatus.CANCELED
+    if job.status == JobStatus.PAUSED:  # no runner holds it: cancel it here
+        from keel.approvals import cancel_paused
+
+        if cancel_paused(workspace, job.id, "canceled while waiting for approval"):
+            return JobStatus.CANCELED
     job_ops.set_job_status(workspace.store, name, JobStatus.CANCEL_REQUESTED)
     return JobStatus.CANCEL_REQUESTED
 

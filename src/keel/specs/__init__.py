@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keel.specs.load import apply_override, load_component, load_job
+from keel.specs.load import apply_override, load_component, load_job, load_sent_job
 from keel.specs.resolved import Binding, Component, DataRef, OutputBinding, ResolvedJob, Step
 from keel.specs.source import SpecError
 
@@ -17,4 +17,5 @@ __all__ = [
     "apply_override",
     "load_component",
     "load_job",
+    "load_sent_job",
 ]

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from keel.specs.checks import NO_LOCAL_FILES
 from keel.specs.expressions import ExpressionError, Reference, whole_reference
 from keel.specs.models import DATA_TYPES, LITERAL_TYPES, InputDecl, OutputDecl
 from keel.specs.resolved import Binding, DataRef, OutputBinding
@@ -35,9 +36,12 @@ def is_asset_reference(path: str) -> bool:
     return path.startswith("azureml:") and not path.startswith("azureml://")
 
 
-def data_path(raw: str, base: Path, source: Source, where: Path_, input_type: str) -> str:
+def data_path(raw: str, base: Path | None, source: Source, where: Path_, input_type: str) -> str:
     """A data path as the runner wants it: URIs and asset references as written, local
-    paths absolute and checked to exist with the right kind (file or folder)."""
+    paths absolute and checked to exist with the right kind (file or folder).
+
+    Without a ``base`` (a spec sent over HTTP) only the workspace's own references are
+    accepted: nothing that would make the server read its disk or fetch a URL."""
     if is_asset_reference(raw):
         return raw
     scheme = _URI_SCHEME.match(raw)
@@ -45,14 +49,18 @@ def data_path(raw: str, base: Path, source: Source, where: Path_, input_type: st
         name = scheme.group(1).lower()
         if name == "file":
             raw = raw[len("file://") :]
-        elif name in REMOTE_SCHEMES:
+        elif name in REMOTE_SCHEMES and (base is not None or name == "azureml"):
             return raw
+        elif name in REMOTE_SCHEMES:
+            raise source.error(where, f"{name}:// data cannot be named here", hint=NO_LOCAL_FILES)
         else:
             raise source.error(
                 where,
                 f"unsupported URI scheme {name}://",
                 hint=f"use one of {sorted(REMOTE_SCHEMES)}",
             )
+    if base is None:
+        raise source.error(where, "data cannot be a local path here", hint=NO_LOCAL_FILES)
     local = (base / Path(raw).expanduser()).resolve()
     if not local.exists():
         raise source.error(where, f"no such file or folder: {local}")
@@ -112,7 +120,7 @@ def infer_decl(value: Any) -> InputDecl:
 
 
 def bind_value(
-    decl: InputDecl, value: Any, *, source: Source, where: Path_, base: Path, allow_parent: bool
+    decl: InputDecl, value: Any, *, source: Source, where: Path_, base: Path | None, allow_parent: bool
 ) -> Binding:
     """One input's binding: a reference to the parent or a step, data, or a literal."""
     reference = reference_or_error(value, source, where)
@@ -149,7 +157,7 @@ def _bind_reference(reference: Reference, source: Source, where: Path_, allow_pa
 
 
 def _bind_dict(
-    decl: InputDecl, value: dict[str, Any], *, source: Source, where: Path_, base: Path
+    decl: InputDecl, value: dict[str, Any], *, source: Source, where: Path_, base: Path | None
 ) -> Binding:
     unknown = sorted(set(value) - {"type", "path", "mode", "default", "value", "optional", "description"})
     if unknown:

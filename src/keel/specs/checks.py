@@ -15,15 +15,31 @@ from keel.specs.source import Source
 Where = tuple[str | int, ...]
 
 
-class File:
-    """A spec file being resolved: where problems are reported, what paths are relative to."""
+NO_LOCAL_FILES = (
+    "a spec sent over HTTP names no local files: register components and data first "
+    "and refer to them as azureml:<name>:<version> or azureml://datastores/<datastore>/paths/<path>"
+)
 
-    def __init__(self, source: Source, base: Path) -> None:
+
+class File:
+    """A spec file being resolved: where problems are reported, what paths are relative to.
+
+    ``base`` is None for a spec that names no local files (one sent over HTTP): every
+    local path in it is refused rather than resolved against the server's disk.
+    """
+
+    def __init__(self, source: Source, base: Path | None) -> None:
         self.source = source
         self.base = base
 
     def error(self, where: Where, message: str, *, hint: str | None = None) -> Exception:
         return self.source.error(where, message, hint=hint)
+
+    def local_base(self, where: Where, what: str) -> Path:
+        """The folder local paths are relative to, when this spec may name local files."""
+        if self.base is None:
+            raise self.error(where, f"{what} cannot be a local path here", hint=NO_LOCAL_FILES)
+        return self.base
 
 
 def check_wiring(

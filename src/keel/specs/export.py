@@ -102,6 +102,8 @@ class _Writer:
         component = step.component
         if step.kind == "sweep":
             document = self.sweep(step)
+        elif step.kind == "approval" and step.approval is not None:
+            document = {"type": "approval", **step.approval.model_dump(mode="json", exclude_defaults=True)}
         else:
             document = {"type": step.kind, "component": self.component(component)}
         if step.display_name is not None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from keel.specs.checks import File
 from keel.specs.resolve import ComponentLookup, Resolver
-from keel.specs.resolved import Component, ResolvedJob
+from keel.specs.resolved import Component, ResolvedJob, Step
 from keel.specs.source import LocatedDict, LocatedList, Source, SpecError, parse_yaml, read_yaml
 
 
@@ -24,6 +24,31 @@ def load_job(
     for override in overrides:
         apply_override(raw, override)
     return Resolver(lookup_component).job(raw, Source(file, raw), file.parent)
+
+
+def load_sent_job(
+    document: str | dict[str, Any],
+    *,
+    name: str = "<request>",
+    lookup_component: ComponentLookup | None = None,
+) -> ResolvedJob:
+    """Check a job sent over HTTP (YAML text or a parsed mapping); it may name no local files."""
+    raw = parse_yaml(document, name) if isinstance(document, str) else document
+    job = Resolver(lookup_component).job(raw, Source(name, raw), None)
+    _refuse_local_outputs(job.root, name)
+    return job
+
+
+def _refuse_local_outputs(step: Step, name: str, where: str = "") -> None:
+    """Outputs written to a ``path`` must go to a datastore, never to the server's own disk."""
+    for key, binding in step.outputs.items():
+        path = binding.decl.path
+        if path is not None and not path.startswith("azureml://"):
+            raise SpecError(f"{name}: {where}outputs.{key}.path: an output cannot be a local path here")
+    if step.component.code is not None:  # every local path was refused while resolving
+        raise SpecError(f"{name}: {where}code: code cannot be a local path here")
+    for child_name, child in (step.component.steps or {}).items():
+        _refuse_local_outputs(child, name, f"{where}jobs.{child_name}.")
 
 
 def load_component(

@@ -9,9 +9,10 @@ ML accepts but that mean nothing on one machine (``resources``, ``identity``,
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 LITERAL_TYPES = ("string", "integer", "number", "boolean")
 DATA_TYPES = ("uri_file", "uri_folder", "mltable", "mlflow_model", "custom_model", "triton_model")
@@ -167,6 +168,47 @@ class TransformJob(_JobFields):
     engine: Literal["duckdb", "spark"] = "duckdb"
     query: str
     is_deterministic: bool | None = None
+
+
+class ApprovalStep(_JobFields):
+    """Keel extension, ``type: approval``: the pipeline waits here until people approve.
+
+    Its inputs are passed on unchanged as outputs of the same names, so the steps that
+    must wait for the decision bind to them.
+    """
+
+    type: Literal["approval"]
+    approvers: list[str] = Field(default_factory=list)
+    min_approvals: int = Field(default=1, ge=1, le=100)
+    instructions: str | None = None
+    timeout: float | None = Field(default=None, gt=0, description="seconds, or 90s / 30m / 4h / 2d")
+    on_timeout: Literal["reject", "approve"] = "reject"
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return duration_seconds(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _enough_approvers(self) -> ApprovalStep:
+        if any(not person.strip() for person in self.approvers):
+            raise ValueError("an approver's name is empty")
+        named = len(set(self.approvers))
+        if self.approvers and self.min_approvals > named:
+            raise ValueError(f"min_approvals is {self.min_approvals} but only {named} approvers are named")
+        return self
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(text: str) -> float:
+    """``90``, ``90s``, ``30m``, ``4h``, ``2d`` in seconds."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"expected seconds or a duration such as 30m, 4h or 2d, got {text!r}")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
 
 
 class CommandComponent(SpecModel):

@@ -28,6 +28,7 @@ from keel.specs.bindings import (
 from keel.specs.checks import File, Where, check_acyclic, check_wiring, first_problem
 from keel.specs.expressions import ExpressionError, references_in
 from keel.specs.models import (
+    ApprovalStep,
     CommandComponent,
     CommandJob,
     DataTransferJob,
@@ -69,7 +70,7 @@ class Resolver:
         self.notices: list[str] = []
         self._loading: list[str] = []
 
-    def job(self, raw: Any, source: Source, base: Path) -> ResolvedJob:
+    def job(self, raw: Any, source: Source, base: Path | None) -> ResolvedJob:
         file = File(source, base)
         if not isinstance(raw, dict):
             raise file.error((), "expected a mapping (a job specification) at the top level")
@@ -87,6 +88,8 @@ class Resolver:
             root = self._command(job, file, (), name=job.name or "command", allow_parent=False)
         elif kind in ("data_transfer", "transform"):
             job, root = self._data_step(kind, raw, file, (), name=raw.get("name") or kind, allow_parent=False)
+        elif kind == "approval":
+            raise file.error(("type",), "an approval is a step of a pipeline, not a job of its own")
         else:
             hint = f"expected one of {', '.join(_JOB_TYPES)}"
             raise file.error(("type",), f"unknown job type {kind!r}", hint=hint)
@@ -198,7 +201,7 @@ class Resolver:
             return None
         if "://" in code or code.startswith("azureml:"):
             raise file.error(where, f"code must be a local folder, got {code!r}")
-        folder = (file.base / Path(code).expanduser()).resolve()
+        folder = (file.local_base(where, "code") / Path(code).expanduser()).resolve()
         if not folder.exists():
             raise file.error(where, f"the code folder {folder} does not exist")
         return str(folder)
@@ -235,7 +238,7 @@ class Resolver:
             return self._component_from(ref, file, where)
         if ref.startswith("azureml:") and not ref.startswith("azureml://"):
             return self._registered_component(ref, file, where)
-        path = (file.base / Path(ref).expanduser()).resolve()
+        path = (file.local_base(where, "a component") / Path(ref).expanduser()).resolve()
         if not path.is_file():
             raise file.error(where, f"the component file {path} does not exist")
         if str(path) in self._loading:
@@ -409,7 +412,11 @@ class Resolver:
             return self._pipeline_step(self.model(PipelineStep, raw, file, where), file, where, name)
         if kind in ("data_transfer", "transform"):
             return self._data_step(kind, raw, file, where, name=name, allow_parent=True)[1]
-        hint = "expected one of command, sweep, pipeline, data_transfer, transform"
+        if kind == "approval":
+            from keel.specs.resolve_approval import approval_step
+
+            return approval_step(self, self.model(ApprovalStep, raw, file, where), file, where, name=name)
+        hint = "expected one of command, sweep, pipeline, data_transfer, transform, approval"
         raise file.error((*where, "type"), f"unknown step type {kind!r}", hint=hint)
 
     def _data_step(

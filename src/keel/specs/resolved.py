@@ -66,7 +66,7 @@ class Environment(SpecModel):
 class Component(SpecModel):
     """A command, a graph of steps, a copy or a transform, with declared inputs and outputs."""
 
-    kind: Literal["command", "pipeline", "data_transfer", "transform"]
+    kind: Literal["command", "pipeline", "data_transfer", "transform", "approval"]
     name: str
     version: str | None = None
     display_name: str | None = None
@@ -97,11 +97,21 @@ class SweepPlan(SpecModel):
     early_termination: EarlyTermination | None = None
 
 
+class ApprovalPlan(SpecModel):
+    """Who must approve an approval step, how many of them, and until when."""
+
+    approvers: list[str] = Field(default_factory=list)
+    min_approvals: int = 1
+    instructions: str | None = None
+    timeout: float | None = None
+    on_timeout: Literal["reject", "approve"] = "reject"
+
+
 class Step(SpecModel):
     """One node: a component with its inputs bound, and how to run it."""
 
     name: str
-    kind: Literal["command", "sweep", "pipeline", "data_transfer", "transform"]
+    kind: Literal["command", "sweep", "pipeline", "data_transfer", "transform", "approval"]
     component: Component
     inputs: dict[str, Binding] = Field(default_factory=dict)
     outputs: dict[str, OutputBinding] = Field(default_factory=dict)
@@ -111,6 +121,7 @@ class Step(SpecModel):
     compute: str | None = None
     is_deterministic: bool = True
     sweep: SweepPlan | None = None
+    approval: ApprovalPlan | None = None
 
     def upstream(self) -> set[str]:
         """The sibling steps this step waits for."""
