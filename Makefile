@@ -23,6 +23,13 @@ AZURITE_VERSION ?= 3.37.0
 	npm install --silent --no-audit --no-fund --prefix .azurite azurite@$(AZURITE_VERSION)
 	touch $@
 
+# Debian's prometheus (promtool checks /metrics in the online endpoint tests), wrk (the
+# online serving benchmark) and rclone (the copy benchmarks' peer), installed once when missing.
+.debian/.installed:
+	command -v promtool >/dev/null && command -v wrk >/dev/null && command -v rclone >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus wrk rclone)
+	mkdir -p .debian && touch $@
+
 quickstart: $(VENV)/.quickstart-installed
 	$(BIN)/keel --workspace .keel-quickstart quickstart
 
@@ -35,11 +42,11 @@ lint: $(VENV)/.dev-installed
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy
 
-unit: $(VENV)/.dev-installed .azurite/.installed
+unit: $(VENV)/.dev-installed .azurite/.installed .debian/.installed
 	$(BIN)/pytest -n 2 --dist loadgroup
 
-bench: $(VENV)/.dev-installed
+bench: $(VENV)/.dev-installed .debian/.installed
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .azurite .keel-quickstart .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .azurite .debian .keel-quickstart .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Endpoints: real-time (online) and batch scoring of registered models."""
