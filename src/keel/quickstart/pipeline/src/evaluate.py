@@ -18,10 +18,11 @@ parser.add_argument("--report", required=True)
 parser.add_argument("--auc", required=True, help="file to write the AUC to (a literal output)")
 args = parser.parse_args()
 
-valid = pd.read_csv(Path(args.data) / "valid.csv")
+valid = pd.read_parquet(Path(args.data) / "valid.parquet")
 split = flights.Split(
     valid[flights.FEATURES][:0], valid[flights.TARGET][:0], valid[flights.FEATURES], valid[flights.TARGET]
 )
+# The model folder is this pipeline's own train output (MLflow format: model.pkl inside).
 model = pickle.loads((Path(args.model) / "model.pkl").read_bytes())
 scores = validation_scores(model, split)
 with keel.start_run() as run:
