@@ -20,6 +20,7 @@ from _harness import BENCHMARKS, RESULTS, figure
 
 # In the order they run. tracking_server compares the HTTP servers and is optional. The
 # jobs_* scripts build Prefect 3 a virtualenv of its own on first use (jobs_processes.py).
+# The data_copy_* scripts need rclone (apt-get install rclone) and Azurite (make test).
 SCRIPTS = [
     "tracking_ingest",
     "tracking_search",
@@ -28,6 +29,14 @@ SCRIPTS = [
     "jobs_python_chain",
     "jobs_command_chain",
     "jobs_reuse",
+    "data_copy_large",
+    "data_copy_small",
+    "data_copy_noop",
+    "data_copy_azurite",
+    "schedules_latency",
+    "schedules_tick",
+    "schedules_burst",
+    "online_serving",
     "tracking_server",
 ]
 

@@ -44,6 +44,8 @@ _EXPORTS = {
     "pipeline": "keel.jobs.python_pipeline",
     "submit": "keel.jobs.immediate",
     "load_job": "keel.specs",
+    "log_model": "keel.models.sdk",
+    "load_model": "keel.models.sdk",
     "Job": "keel.tracking.entities",
     "JobStatus": "keel.tracking.entities",
     "MetricPoint": "keel.tracking.entities",
@@ -77,11 +79,13 @@ __all__ = [
     "get_job",
     "get_metric_history",
     "load_job",
+    "load_model",
     "log_artifact",
     "log_artifacts",
     "log_dict",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_param",
     "log_params",
     "log_text",
@@ -99,6 +103,7 @@ if TYPE_CHECKING:
     from keel.jobs.immediate import submit
     from keel.jobs.python_component import Input, Output, component
     from keel.jobs.python_pipeline import pipeline
+    from keel.models.sdk import load_model, log_model
     from keel.specs import load_job
     from keel.tracking.entities import Experiment, Job, JobStatus, MetricPoint, MetricSummary
     from keel.tracking.sdk import (

@@ -32,6 +32,7 @@ MODELS = [
     models.DataTransferJob,
     models.CopyOptions,
     models.TransformJob,
+    models.ApprovalStep,
     datastores.AzureBlobSpec,
     datastores.BlobCredentials,
     datastores.S3Spec,

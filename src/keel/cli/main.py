@@ -12,7 +12,27 @@ from typing import Annotated
 
 import typer
 
-from keel.cli import component, data, datastore, experiment, job, server, workspace
+from keel.cli import (
+    approval,
+    batch_deployment,
+    batch_endpoint,
+    component,
+    data,
+    data_copy,  # noqa: F401  (registers its commands on data.app)
+    datastore,
+    experiment,
+    job,
+    model,
+    online_deployment,
+    online_endpoint,
+    schedule,
+    scheduler,
+    server,
+    token,
+    up,
+    webhook,
+    workspace,
+)
 from keel.cli.context import WorkspaceOption
 
 app = typer.Typer(
@@ -27,9 +47,21 @@ app.add_typer(job.app, name="job")
 app.add_typer(experiment.app, name="experiment")
 app.add_typer(component.app, name="component")
 app.add_typer(datastore.app, name="datastore")
-app.add_typer(data.app, name="data")
+app.add_typer(data.app, name="data")  # data_copy adds `keel data copy` and `keel data verify` to it
+app.add_typer(model.app, name="model")
+app.add_typer(batch_endpoint.app, name="batch-endpoint")
+app.add_typer(batch_deployment.app, name="batch-deployment")
+app.add_typer(online_endpoint.app, name="online-endpoint")
+app.add_typer(online_deployment.app, name="online-deployment")
+app.add_typer(schedule.app, name="schedule")
+app.add_typer(approval.app, name="approval")
+app.add_typer(token.app, name="token")
+app.add_typer(webhook.app, name="webhook")
 app.command("init")(workspace.init)
+app.command("up")(up.up)
+app.command("serve", help="Same as `keel up`.")(up.up)
 app.command("server")(server.serve)
+app.command("scheduler")(scheduler.scheduler)
 app.command("quickstart")(workspace.quickstart)
 
 

@@ -17,7 +17,7 @@ from keel.store.schema import metadata
 
 # The Alembic head this code expects. A test pins it to the migrations folder so
 # the normal start-up path can check the schema without importing Alembic.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 60.0
 _WRITE_OPTION = "keel_write"
