@@ -9,8 +9,8 @@ with ``mlflow.sklearn.save_model`` (cloudpickle, so the scoring script loads ``m
   reads the Parquet input with ``pyarrow.parquet.read_table``, converts it to pandas,
   calls ``model.predict``, and writes the predictions as Parquet.
 * **Keel**: ``invoke`` + ``run_job`` of a batch endpoint in this process (the same
-  modules imported), Parquet in, ``predictions.parquet`` out, 1,000,000-row
-  mini-batches. The whole job is timed: recording it, opening the model through the
+  modules imported), Parquet in, ``predictions.parquet`` out, 250,000-row
+  mini-batches (four to a row group). The whole job is timed: recording it, opening the model through the
   registry (every file hashed), planning, forking the workers, scoring, assembling
   the output, committing it and registering it as a data asset version (with its
   profile). The deployments use the three-line scoring script below, so the output is
@@ -52,7 +52,7 @@ from _harness import MLFLOW_QUIET_ENV, Result, median, quiet_mlflow, report
 
 FEATURES = 20
 ROW_GROUP = 1_000_000
-MINI_BATCH = 1_000_000
+MINI_BATCH = 250_000
 CACHE = Path(os.environ.get("KEEL_BENCH_CACHE", Path(tempfile.gettempdir()) / "keel-bench-batch"))
 
 SCRIPT = """\
@@ -356,7 +356,11 @@ def _targets(results: list[Result], rate: dict[str, float]) -> None:
         result.note = f"{share:.0%} of the floor"
     two = by_name["Keel, RandomForest, 2 workers"]
     speedup = rate["Keel, RandomForest, 2 workers"] / rate["Keel, RandomForest, 1 worker"]
-    two.target, two.passed, two.note = ">= 1.6x one worker", speedup >= 1.6, f"{speedup:.2f}x one worker"
+    alone = by_name["Keel, RandomForest, 1 worker"].samples
+    rounds = [single / paired for single, paired in zip(alone, two.samples, strict=True)]
+    each = ", ".join(f"{ratio:.2f}x" for ratio in rounds)
+    two.target, two.passed = ">= 1.6x one worker", speedup >= 1.6
+    two.note = f"{speedup:.2f}x one worker (round by round: {each})"
     nocode = "Keel no-code (rows + predictions), LogisticRegression, 1 worker"
     if nocode in by_name:
         same = rate[nocode] / rate["floor writing rows + predictions, LogisticRegression"]

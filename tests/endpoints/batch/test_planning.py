@@ -46,6 +46,7 @@ def test_parquet_is_split_by_rows_and_read_by_row_groups(tmp_path: Path, models:
     found = plan(_input(path, "uri_file"), 700, tmp_path / "scratch")
     assert found.mode == "rows" and found.schema.names == list(models.frame.columns)
     assert [(b.start, b.stop) for b in found.batches] == [(0, 700), (700, 1400), (1400, 2000)]
+    assert [b.group for b in found.batches] == [0, 2, 4]  # the row group each range starts in
     assert {b.source for b in found.batches} == {str(path)}
     reader = RowReader()
     pieces = [reader.rows(b.source or "", b.start, b.stop).to_pandas() for b in found.batches]

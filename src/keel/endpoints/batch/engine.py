@@ -16,6 +16,7 @@ so this module knows nothing of jobs or databases.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from keel.endpoints.batch.specs import Settings
 from keel.endpoints.batch.worker import Assignment, InitFailed, Ready, Scored
 
 _POLL_SECONDS = 0.25
+_AFFINITY_WINDOW = 64  # how far down the queue a worker looks for its row group's next mini-batch
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class Scheduler:
         # The next mini-batch of a busy slot, whose rows its worker reads while it scores the current one.
         self.reserved: dict[int, tuple[MiniBatch, int]] = {}
         self.reads_ahead = plan.mode == "rows"
+        self.last_group: dict[int, int] = {}  # the row group each slot's worker read last
         self.idle: list[int] = []
         self.starting: set[int] = set()
         self.summary = Summary(status="completed")
@@ -127,24 +130,44 @@ class Scheduler:
     def _dispatch(self) -> None:
         while self.idle:
             slot = self.idle[-1]
-            chosen = self.reserved.pop(slot, None) or self._next_pending()
+            chosen = self.reserved.pop(slot, None) or self._next_pending(slot)
             if chosen is None:
                 return
             self.idle.pop()
             batch, attempt = chosen
-            ahead = self.pending.popleft() if self.reads_ahead and self.pending else None
+            ahead = self._take_pending(batch.group, slot) if self.reads_ahead else None
             if ahead is not None:
                 self.reserved[slot] = ahead
             self.running[slot] = _Running(batch, attempt, time.monotonic() + self.settings.timeout)
+            self.last_group[slot] = (ahead[0] if ahead else batch).group
             self.pool.send(slot, Assignment(batch, ahead[0] if ahead else None))
 
-    def _next_pending(self) -> tuple[MiniBatch, int] | None:
-        """The queue's head; once it is empty, a mini-batch reserved for a busy slot (taken over)."""
-        if self.pending:
-            return self.pending.popleft()
-        for slot in list(self.reserved):
-            return self.reserved.pop(slot)
+    def _next_pending(self, slot: int) -> tuple[MiniBatch, int] | None:
+        """The next mini-batch for ``slot``: from the queue (one of the row group its worker read
+        last, if any is near the head), else one reserved for a busy slot (taken over)."""
+        found = self._take_pending(self.last_group.get(slot, -1), slot)
+        if found is not None:
+            return found
+        for other in list(self.reserved):
+            return self.reserved.pop(other)
         return None
+
+    def _take_pending(self, group: int, slot: int) -> tuple[MiniBatch, int] | None:
+        """Among the next few in the queue: a mini-batch of row group ``group`` (the worker has it
+        read), else one of a group no other worker is reading, else the head."""
+        if not self.pending:
+            return None
+        window = list(itertools.islice(self.pending, _AFFINITY_WINDOW))
+        if window[0][0].group < 0:
+            return self.pending.popleft()
+        taken = {g for other, g in self.last_group.items() if other != slot}
+        for wanted in (lambda g: g == group, lambda g: g not in taken):
+            for index, (batch, _) in enumerate(window):
+                if wanted(batch.group):
+                    found = self.pending[index]
+                    del self.pending[index]
+                    return found
+        return self.pending.popleft()
 
     def _release(self, slot: int) -> None:
         """A slot's worker is gone: its reserved mini-batch goes back to the head of the queue."""

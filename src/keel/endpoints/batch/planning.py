@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ class MiniBatch:
     source: str | None = None
     start: int = 0
     stop: int = 0
+    group: int = -1  # the Parquet row group ``start`` falls in (-1: reading has no unit to share)
 
     @property
     def items(self) -> int:
@@ -130,7 +133,10 @@ def _by_rows_of_parquet(path: Path, size: int) -> Plan:
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise InvalidInput(f"{path} is not a readable Parquet file: {exc}") from None
     rows = metadata.metadata.num_rows
-    return _row_plan(str(path), rows, size, metadata.schema_arrow, path)
+    ends = list(
+        itertools.accumulate(metadata.metadata.row_group(i).num_rows for i in range(metadata.num_row_groups))
+    )
+    return _row_plan(str(path), rows, size, metadata.schema_arrow, path, group_ends=ends)
 
 
 def _read_table(path: Path, workspace: Workspace | None) -> Any:
@@ -161,11 +167,21 @@ def _by_rows_of_table(table: Any, size: int, scratch: Path, origin: Path) -> Pla
     return _row_plan(str(target), table.num_rows, size, table.schema, origin)
 
 
-def _row_plan(source: str, rows: int, size: int, schema: Any, origin: Path) -> Plan:
+def _row_plan(
+    source: str, rows: int, size: int, schema: Any, origin: Path, *, group_ends: list[int] | None = None
+) -> Plan:
+    """Row ranges of ``size``; with Parquet row groups, each range knows the group it starts in,
+    so the scheduler can keep a group's mini-batches on one worker (which reads it once)."""
     if rows == 0:
         raise InvalidInput(f"the input {origin} holds no rows to score")
     batches = tuple(
-        MiniBatch(number, source=source, start=start, stop=min(start + size, rows))
+        MiniBatch(
+            number,
+            source=source,
+            start=start,
+            stop=min(start + size, rows),
+            group=bisect.bisect_right(group_ends, start) if group_ends else -1,
+        )
         for number, start in enumerate(range(0, rows, size))
     )
     return Plan("rows", batches, schema)

@@ -1,11 +1,12 @@
 """What runs inside a worker process: set up once (``init()``), then score mini-batches.
 
-A worker receives :class:`~keel.endpoints.batch.planning.MiniBatch` descriptions over
-a pipe and answers each with a :class:`Scored`. It reads its own rows (pyarrow: the
-row groups of a Parquet file, or slices of a memory-mapped Arrow file), calls the
-scoring script's ``run(mini_batch)`` or the model's ``predict``, and writes the
-result as its own part file, which the driver assembles in order. What the script
-prints goes to the job's log.
+A worker receives :class:`Assignment` messages over a pipe — a mini-batch to score,
+and the one likely to follow, whose rows it starts reading in a thread meanwhile —
+and answers each with a :class:`Scored`. It reads its own rows (pyarrow: the row
+groups of a Parquet file, or slices of a memory-mapped Arrow file), calls the scoring
+script's ``run(mini_batch)`` or the model's ``predict``, and writes the result as its
+own part file, which the driver assembles in order. What the script prints goes to
+the job's log.
 
 The scoring script follows Azure ML: ``init()`` once per worker, with
 ``AZUREML_MODEL_DIR`` naming the model's folder, then ``run(mini_batch)`` with a list
