@@ -1,8 +1,9 @@
 """One 2 GiB file, local to local: ``keel data copy`` beside ``cp`` and ``rclone copy``.
 
 Each round runs every tool once, in a rotating order, into a fresh folder that is
-deleted (and synced) after the run. One pass reads the source warm (it stays in
-the page cache), one cold (its pages are dropped before every run). Figures are
+deleted (and synced) after the run. One pass reads the source warm (read into the
+page cache before every run: rclone drops the pages of what it reads, which left
+the next tool a cold read), one cold (its pages are dropped before every run). Figures are
 throughput at the median time. The targets (at least 90% of ``cp`` with size
 verification, 70% with a SHA-256 content hash) are checked on the ``keel data
 copy`` command, a fresh process as a user runs it (interpreter, imports, plan,
@@ -80,14 +81,14 @@ def measure(source: Path, rounds: int, cold: bool) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {name: [] for name in [*commands, *engines]}
     names = list(samples)
     outputs = SCRATCH / "large" / "out"
-    if not cold:
-        warm(source)
     for n in range(-1, rounds):  # round -1 warms every tool up and is not counted
         for name in names[n % len(names) :] + names[: n % len(names)]:
             out = fresh(outputs, "run")
             out.mkdir(parents=True)
             if cold:
                 drop_cached(source)
+            else:
+                warm(source)
             seconds = timed(commands[name](out), env=env) if name in commands else engines[name](out)
             if n >= 0:
                 samples[name].append(seconds)

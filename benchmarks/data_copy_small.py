@@ -2,10 +2,13 @@
 
 Each round runs every tool once, in a rotating order, into a fresh folder (all
 are deleted after the last round: deleting ten thousand files between runs slows
-this machine's file system for seconds). The source stays warm in the page cache.
+this machine's file system for seconds). The source is read into the page cache
+before every run (rclone drops the pages of the files it reads, which left the
+next tool reading from disk).
 Targets, on the wall time of the ``keel`` command (a fresh process, start-up
 included): at most 3x ``cp -r``, and faster than ``rclone copy``. Keel's engine
-called in process is shown beside it.
+called in process is shown beside it, and the command moving one file at a time
+(``--max-concurrency 1``, no worker threads; by default a local copy runs two).
 
     python benchmarks/data_copy_small.py [--files 10000] [--rounds 7]
 """
@@ -41,6 +44,7 @@ def commands(source: Path, workspace: Path) -> dict[str, Callable[[Path], list[s
         "cp -r": lambda out: ["cp", "-r", str(source), str(out)],
         "keel data copy": lambda out: [*keel, str(out)],
         "keel data copy --verify size": lambda out: [*keel, str(out), "--verify", "size"],
+        "keel data copy --max-concurrency 1": lambda out: [*keel, str(out), "--max-concurrency", "1"],
         "rclone copy": lambda out: [rclone(), "copy", str(source), str(out)],
     }
 
@@ -69,7 +73,6 @@ def main() -> None:
     args = parser.parse_args()
     load_before = os.getloadavg()
     source = small_files(SCRATCH / "small" / "source", args.files, 4096)
-    warm(source)
     workspace = keel_workspace("small")
     env = child_env()
     timed([KEEL, "--workspace", str(workspace), "init"], env=env)
@@ -82,6 +85,7 @@ def main() -> None:
         for n in range(-1, args.rounds):  # round -1 warms every tool up and is not counted
             for name in names[n % len(names) :] + names[: n % len(names)]:
                 out = fresh(outputs, "run")
+                warm(source)
                 seconds = in_process(out) if name not in runs else timed(runs[name](out), env=env)
                 if n >= 0:
                     samples[name].append(seconds)
