@@ -36,6 +36,7 @@ SCRIPTS = [
     "schedules_latency",
     "schedules_tick",
     "schedules_burst",
+    "batch_scoring",
     "online_serving",
     "tracking_server",
 ]
