@@ -186,3 +186,27 @@ def _blob_container(azurite: Azurite) -> Any:
     if not client.exists():
         client.create_container()
     return client
+
+
+def test_a_model_input_is_never_taken_for_a_data_asset_of_the_same_name(
+    workspace: Workspace, raw: Path, tmp_path: Path
+) -> None:
+    from keel.data.lineage import job_lineage
+    from keel.tracking.entities import JobInput
+    from keel.tracking.experiments import get_or_create_experiment
+    from keel.tracking.jobs import create_job, log_inputs
+
+    ingest = run_file(workspace, _job_file(tmp_path, INGEST_JOB))  # produces the data asset flights:1
+    assert ingest.status == JobStatus.COMPLETED, ingest.status_reason
+    scoring = create_job(workspace.store, get_or_create_experiment(workspace.store, "data"))
+    log_inputs(
+        workspace.store,
+        scoring.id,
+        [
+            JobInput(name="input", type="uri_folder", uri="azureml:flights:1"),
+            JobInput(name="model", type="mlflow_model", uri="azureml:flights:1"),
+        ],
+    )
+    hops = job_lineage(workspace, scoring.name)
+    produced_by = {hop.input: hop.produced_by for hop in hops if hop.depth == 0}
+    assert produced_by == {"input": ingest.name, "model": None}

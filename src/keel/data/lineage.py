@@ -33,6 +33,9 @@ class Hop:
     produced_by: str | None  # the job that produced that input, when Keel knows it
 
 
+MODEL_TYPES = frozenset({"custom_model", "mlflow_model", "triton_model"})
+
+
 def lineage(workspace: Workspace, asset: DataAsset, *, max_depth: int = MAX_DEPTH) -> list[Hop]:
     """The data inputs of the producing job and, depth first, of the jobs that produced them."""
     return [] if asset.job_name is None else job_lineage(workspace, asset.job_name, max_depth=max_depth)
@@ -50,13 +53,15 @@ def job_lineage(workspace: Workspace, job_name: str, *, max_depth: int = MAX_DEP
                 return
             seen.add(job)
             rows = conn.execute(
-                select(job_inputs.c.name, job_inputs.c.uri, job_inputs.c.digest)
+                select(job_inputs.c.name, job_inputs.c.type, job_inputs.c.uri, job_inputs.c.digest)
                 .join(jobs, jobs.c.id == job_inputs.c.job_id)
                 .where(jobs.c.name == job, job_inputs.c.uri.is_not(None))
                 .order_by(job_inputs.c.name)
             ).all()
             for row in rows:
-                producer = _producer(conn, row.uri)
+                # A model input names a model version, not a data asset: its history is the
+                # registry's (keel model show), never a data asset that shares its name.
+                producer = None if row.type in MODEL_TYPES else _producer(conn, row.uri)
                 hops.append(Hop(depth, job, row.name, row.uri, row.digest, producer))
                 if producer is not None:
                     walk(producer, depth + 1)
