@@ -1,14 +1,16 @@
 """One 2 GiB file, local to local: ``keel data copy`` beside ``cp`` and ``rclone copy``.
 
-Each round runs every tool once, in a rotating order, into a fresh folder that is
-deleted (and synced) after the run. One pass reads the source warm (read into the
-page cache before every run: rclone drops the pages of what it reads, which left
-the next tool a cold read), one cold (its pages are dropped before every run). Figures are
-throughput at the median time. The targets (at least 90% of ``cp`` with size
-verification, 70% with a SHA-256 content hash) are checked on the ``keel data
-copy`` command, a fresh process as a user runs it (interpreter, imports, plan,
-job record, copy, checks, manifest). Keel's engine called in process — the same
-job without the process start — is reported beside it, without a target.
+Each round runs every tool once, in a shuffled order, into a fresh folder that is
+deleted (and synced) after the run. (A fixed rotation kept each tool behind the same
+neighbour, and whatever runs right after rclone runs slower.) One pass
+reads the source warm (read into the page cache before every run: rclone drops the
+pages of what it reads, which left the next tool a cold read), one cold (its pages
+are dropped before every run). Figures are throughput at the median time. The
+targets (at least 90% of ``cp`` with size verification, 70% with a SHA-256 content
+hash) are checked on the ``keel data copy`` command, a fresh process as a user runs
+it (interpreter, imports, plan, job record, copy, checks, manifest). Keel's engine
+called in process — the same job without the process start — is reported beside
+it, without a target.
 
     python benchmarks/data_copy_large.py [--size-gib 2] [--rounds 7]
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -82,7 +85,7 @@ def measure(source: Path, rounds: int, cold: bool) -> dict[str, list[float]]:
     names = list(samples)
     outputs = SCRATCH / "large" / "out"
     for n in range(-1, rounds):  # round -1 warms every tool up and is not counted
-        for name in names[n % len(names) :] + names[: n % len(names)]:
+        for name in random.Random(n).sample(names, len(names)):
             out = fresh(outputs, "run")
             out.mkdir(parents=True)
             if cold:

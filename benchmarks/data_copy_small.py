@@ -1,14 +1,14 @@
 """10,000 files of 4 KiB, local to local: ``keel data copy`` beside ``cp -r`` and ``rclone copy``.
 
-Each round runs every tool once, in a rotating order, into a fresh folder (all
-are deleted after the last round: deleting ten thousand files between runs slows
-this machine's file system for seconds). The source is read into the page cache
-before every run (rclone drops the pages of the files it reads, which left the
-next tool reading from disk).
-Targets, on the wall time of the ``keel`` command (a fresh process, start-up
-included): at most 3x ``cp -r``, and faster than ``rclone copy``. Keel's engine
-called in process is shown beside it, and the command moving one file at a time
-(``--max-concurrency 1``, no worker threads; by default a local copy runs two).
+Each round runs every tool once, in a shuffled order (a fixed rotation kept each tool
+behind the same neighbour), into a fresh folder; all are deleted after the last round
+(deleting ten thousand files between runs slows this machine's file system for
+seconds). The source is read into the page cache before every run (rclone drops the
+pages of the files it reads, which left the next tool reading from disk). Targets,
+on the wall time of the ``keel`` command (a fresh process, start-up included): at
+most 3x ``cp -r``, and faster than ``rclone copy``. Keel's engine called in process
+is shown beside it, and the command moving one file at a time in its own process
+(``--max-concurrency 1``; by default two forked processes share many small files).
 
     python benchmarks/data_copy_small.py [--files 10000] [--rounds 7]
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -83,7 +84,7 @@ def main() -> None:
     outputs = SCRATCH / "small" / f"out-{time.time_ns()}"
     try:
         for n in range(-1, args.rounds):  # round -1 warms every tool up and is not counted
-            for name in names[n % len(names) :] + names[: n % len(names)]:
+            for name in random.Random(n).sample(names, len(names)):
                 out = fresh(outputs, "run")
                 warm(source)
                 seconds = in_process(out) if name not in runs else timed(runs[name](out), env=env)

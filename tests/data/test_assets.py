@@ -19,7 +19,8 @@ from keel.data.assets import (
     resolve_asset,
     set_archived,
 )
-from keel.data.datastores import create_datastore, parse_spec
+from keel.data.datastore_specs import parse_spec
+from keel.data.datastores import create_datastore
 from keel.data.manifest import Manifest
 from keel.errors import Conflict, InvalidInput, NotFound
 from keel.jobs.content import DigestCache

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from keel.data.assets import Request, download, materialize, register
-from keel.data.datastores import create_datastore, parse_spec
+from keel.data.datastore_specs import parse_spec
+from keel.data.datastores import create_datastore
 from keel.errors import Conflict, NotFound, PermissionDenied
 from keel.workspace import Workspace, WorkspaceConfig
 from tests.azurite import Azurite

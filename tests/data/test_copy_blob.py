@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from keel.data.copy import CopyRequest, Options, copy, verify
-from keel.data.datastores import create_datastore, parse_spec
+from keel.data.datastore_specs import parse_spec
+from keel.data.datastores import create_datastore
 from keel.data.locations import resolve_location
 from keel.errors import PermissionDenied
 from keel.workspace import Workspace

@@ -244,6 +244,29 @@ def test_large_files_are_hashed_as_they_land(
         assert hashes == {name: f"sha256:{digest}" for name, digest in expected.items()}
 
 
+@pytest.mark.parametrize("concurrency", [1, 3], ids=["calling_thread", "workers"])
+def test_a_canceled_copy_stops_between_files_and_resumes(
+    workspace: Workspace, tmp_path: Path, concurrency: int
+) -> None:
+    from keel.data.copy import resume
+
+    files = {f"part-{n:02d}.bin": os.urandom(20_000) for n in range(40)}
+    source = make_tree(tmp_path / "raw", files)
+    cancel = threading.Event()
+    options = Options(bandwidth_limit="200K", max_concurrency=concurrency)  # about 4 s in all
+    stopper = threading.Timer(0.5, cancel.set)
+    stopper.start()
+    first = copy(workspace, CopyRequest((str(source),), str(tmp_path / "out"), options), cancel=cancel)
+    stopper.join()
+    assert first.status == JobStatus.CANCELED and first.job is not None
+    landed = contents(tmp_path / "out")
+    assert 0 < len(landed) < len(files) and all(files[name] == data for name, data in landed.items())
+    assert first.counters.files_copied == len(landed)  # every file that landed was recorded
+    finished = resume(workspace, first.job.name)
+    assert finished.ok and contents(tmp_path / "out") == files
+    assert (finished.counters.files_copied, finished.counters.files_adopted) == (len(files) - len(landed), 0)
+
+
 def test_a_file_changing_during_the_copy_is_never_committed(workspace: Workspace, tmp_path: Path) -> None:
     source = make_tree(tmp_path / "raw", {"big.bin": os.urandom(12 << 20), "small.txt": b"ok"})
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from keel.data.datastore_specs import parse_spec
 from keel.data.datastores import (
     create_datastore,
     delete_datastore,
     get_datastore,
     list_datastores,
-    parse_spec,
     storage_errors,
 )
 from keel.data.locations import resolve_location

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from keel.data.assets import Request, get_asset, register
-from keel.data.datastores import create_datastore, parse_spec
+from keel.data.datastore_specs import parse_spec
+from keel.data.datastores import create_datastore
 from keel.data.lineage import lineage
 from keel.tracking.entities import JobStatus
 from keel.workspace import Workspace

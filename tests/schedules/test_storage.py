@@ -136,7 +136,8 @@ def test_a_blob_container_is_listed_against_its_checkpoint(
 ) -> None:
     from azure.storage.blob import BlobServiceClient
 
-    from keel.data.datastores import create_datastore, parse_spec
+    from keel.data.datastore_specs import parse_spec
+    from keel.data.datastores import create_datastore
 
     container = f"c{uuid.uuid4().hex[:12]}"
     client = BlobServiceClient.from_connection_string(

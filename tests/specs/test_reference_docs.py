@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from keel.data import assets, datastores
+from keel.data import assets, datastore_specs
 from keel.specs import models
 
 REFERENCE = (Path(__file__).resolve().parents[2] / "docs" / "reference" / "yaml.md").read_text()
@@ -33,11 +33,11 @@ MODELS = [
     models.CopyOptions,
     models.TransformJob,
     models.ApprovalStep,
-    datastores.AzureBlobSpec,
-    datastores.BlobCredentials,
-    datastores.S3Spec,
-    datastores.S3Credentials,
-    datastores.LocalSpec,
+    datastore_specs.AzureBlobSpec,
+    datastore_specs.BlobCredentials,
+    datastore_specs.S3Spec,
+    datastore_specs.S3Credentials,
+    datastore_specs.LocalSpec,
     assets.DataSpec,
 ]
 

@@ -34,7 +34,8 @@ def create(
     from pathlib import Path
 
     from keel.cli.render import print_json
-    from keel.data.datastores import create_datastore, read_spec
+    from keel.data.datastore_specs import read_spec
+    from keel.data.datastores import create_datastore
 
     path = Path(file)
     spec = read_spec(path)

@@ -6,63 +6,94 @@ it needs when it runs, so ``keel --help`` does not pay for SQLAlchemy.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+from functools import cache
 from typing import Annotated
 
 import typer
 
-from keel.cli import (
-    approval,
-    batch_deployment,
-    batch_endpoint,
-    component,
-    data,
-    data_copy,  # noqa: F401  (registers its commands on data.app)
-    datastore,
-    experiment,
-    job,
-    model,
-    online_deployment,
-    online_endpoint,
-    schedule,
-    scheduler,
-    server,
-    token,
-    up,
-    webhook,
-    workspace,
-)
 from keel.cli.context import WorkspaceOption
 
-app = typer.Typer(
-    name="keel",
-    help="Keel: a local-first machine-learning platform (tracking, jobs, data, models, endpoints).",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-app.add_typer(job.app, name="job")
-app.add_typer(experiment.app, name="experiment")
-app.add_typer(component.app, name="component")
-app.add_typer(datastore.app, name="datastore")
-app.add_typer(data.app, name="data")  # data_copy adds `keel data copy` and `keel data verify` to it
-app.add_typer(model.app, name="model")
-app.add_typer(batch_endpoint.app, name="batch-endpoint")
-app.add_typer(batch_deployment.app, name="batch-deployment")
-app.add_typer(online_endpoint.app, name="online-endpoint")
-app.add_typer(online_deployment.app, name="online-deployment")
-app.add_typer(schedule.app, name="schedule")
-app.add_typer(approval.app, name="approval")
-app.add_typer(token.app, name="token")
-app.add_typer(webhook.app, name="webhook")
-app.command("init")(workspace.init)
-app.command("up")(up.up)
-app.command("serve", help="Same as `keel up`.")(up.up)
-app.command("server")(server.serve)
-app.command("scheduler")(scheduler.scheduler)
-app.command("quickstart")(workspace.quickstart)
+# Noun -> module in keel.cli whose ``app`` holds its commands; the order is the help's.
+_NOUNS = {
+    "job": "job",
+    "experiment": "experiment",
+    "component": "component",
+    "datastore": "datastore",
+    "data": "data_copy",  # keel.cli.data's app, with `keel data copy` and `keel data verify` added
+    "model": "model",
+    "batch-endpoint": "batch_endpoint",
+    "batch-deployment": "batch_deployment",
+    "online-endpoint": "online_endpoint",
+    "online-deployment": "online_deployment",
+    "schedule": "schedule",
+    "approval": "approval",
+    "token": "token",
+    "webhook": "webhook",
+}
+# Top-level command -> (module in keel.cli, function, help override).
+_COMMANDS = {
+    "init": ("workspace", "init", None),
+    "up": ("up", "up", None),
+    "serve": ("up", "up", "Same as `keel up`."),
+    "server": ("server", "serve", None),
+    "scheduler": ("scheduler", "scheduler", None),
+    "quickstart": ("workspace", "quickstart", None),
+}
+_ROOT_OPTIONS_WITH_VALUE = ("--workspace", "-w")
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The ``keel`` app; with ``only``, just that noun or command under the root options.
+
+    Typer inspects every command's signature when the app runs (about a tenth of a
+    second for all of them), so a command line that names its noun builds that one.
+    """
+    app = typer.Typer(
+        name="keel",
+        help="Keel: a local-first machine-learning platform (tracking, jobs, data, models, endpoints).",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(root)
+    for name, module in _NOUNS.items():
+        if only in (None, name):
+            app.add_typer(importlib.import_module(f"keel.cli.{module}").app, name=name)
+    for name, (module, function, help_text) in _COMMANDS.items():
+        if only in (None, name):
+            command = getattr(importlib.import_module(f"keel.cli.{module}"), function)
+            app.command(name, help=help_text)(command)
+    return app
+
+
+@cache
+def _full_app() -> typer.Typer:
+    return build_app()
+
+
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":  # the whole app, for the CLI reference and tests
+        return _full_app()
+    raise AttributeError(name)
+
+
+def requested(argv: list[str]) -> str | None:
+    """The noun or command a command line names, or None (help, version, a typo)."""
+    tokens = iter(argv)
+    for token in tokens:
+        if token in _ROOT_OPTIONS_WITH_VALUE:
+            next(tokens, None)
+        elif token.startswith("--workspace="):
+            continue
+        elif token.startswith("-"):
+            return None
+        else:
+            return token if token in _NOUNS or token in _COMMANDS else None
+    return None
 
 
 def _version(value: bool) -> None:
@@ -73,7 +104,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
     workspace_path: WorkspaceOption = None,
@@ -91,7 +121,7 @@ def main() -> None:
     from keel.errors import KeelError
 
     try:
-        app()
+        build_app(requested(sys.argv[1:]))()
     except KeelError as error:
         _fail(f"error: {error}")
     except KeyboardInterrupt:

@@ -41,7 +41,8 @@ class StageResult:
 def fill_source(workspace: Workspace, flights: Any, airlines: Any, later: Any) -> Path:
     """The raw data as it would arrive in a source store: one CSV per month, a lookup table, and
     under ``incoming/`` the month that came later (``later``), which the data pipeline never reads."""
-    from keel.data.datastores import LocalSpec, create_datastore, list_datastores
+    from keel.data.datastore_specs import LocalSpec
+    from keel.data.datastores import create_datastore, list_datastores
 
     folder = workspace.config.root / "quickstart" / "source"
     for subfolder in ("flights", "incoming"):

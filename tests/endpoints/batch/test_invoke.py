@@ -153,7 +153,8 @@ def test_a_scripted_custom_model_scores_a_folder_given_as_a_data_asset(
 
 
 def test_a_datastore_path_is_an_input(workspace: Workspace, tmp_path: Path, models: Models) -> None:
-    from keel.data.datastores import create_datastore, parse_spec
+    from keel.data.datastore_specs import parse_spec
+    from keel.data.datastores import create_datastore
 
     lake = tmp_path / "lake"
     (lake / "2024").mkdir(parents=True)

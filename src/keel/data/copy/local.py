@@ -46,8 +46,9 @@ from keel.data.copy.throttle import Throttle, limited
 TEMP_SUFFIX = ".keel-part"
 SMALL_FILE = 8 << 20
 _NAME_ROOM = 200  # bytes of the target's name kept in its temporary name (names stop at 255)
-_COPY_CHUNK = 1 << 30  # per copy_file_range call (the kernel loops inside it)
-_HASHED_SLICE = 16 << 20  # per call when hashing: the hashing thread follows slice by slice
+# Per copy_file_range call: the hashing thread follows slice by slice. (One call for the whole
+# file took 2.5 to 8 times as long into an O_TMPFILE file; 16 to 256 MiB were all as fast as cp.)
+_COPY_SLICE = 16 << 20
 _HASH_CHUNK = 4 << 20
 _UNSUPPORTED = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF)
 _SOURCE_FLAGS = os.O_RDONLY | os.O_CLOEXEC
@@ -290,7 +291,7 @@ def copy_large(
 
 
 def _kernel_copy(src: int, dst: int, size: int, throttle: Throttle | None, hasher: _Hasher | None) -> int:
-    chunk = limited(_COPY_CHUNK if hasher is None else _HASHED_SLICE, throttle)
+    chunk = limited(_COPY_SLICE, throttle)
     copied = 0
     calls = [_copy_file_range, _sendfile, _read_write]
     while True:
