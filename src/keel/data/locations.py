@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from keel.artifacts import safe_relative_path
-from keel.data.datastores import get_datastore, open_filesystem
+from keel.data.datastores import LOCAL_FILES, get_datastore, open_filesystem
 from keel.errors import InvalidInput
 from keel.workspace import Workspace
 
@@ -66,11 +66,9 @@ def resolve_location(workspace: Workspace, text: str, *, base: Path | None = Non
             f"{text} is a data asset reference, not a location",
             hint="resolve it with keel.data.assets, or use azureml://datastores/<name>/paths/<path>",
         )
-    import fsspec
-
     raw = text[len("file://") :] if text.lower().startswith("file://") else text
     local = ((base or Path.cwd()) / Path(raw).expanduser()).resolve()
-    return Location(fsspec.filesystem("file"), str(local), str(local))
+    return Location(LOCAL_FILES, str(local), str(local))
 
 
 def in_datastore(workspace: Workspace, name: str, relative: str) -> Location:

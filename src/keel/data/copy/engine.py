@@ -45,6 +45,7 @@ REMOTE_CONCURRENCY = 16
 _POLL_SECONDS = 0.1
 _BATCH = 256
 _BATCH_SECONDS = 0.05
+_FORKED_FLUSH_ROWS = 2048
 
 
 @dataclass
@@ -162,9 +163,9 @@ class Engine:
         self.items.clear()
         flushed = time.monotonic()
 
-        def tick() -> None:
+        def tick() -> None:  # smaller batches: written while the children copy, not after
             nonlocal flushed
-            if len(self.batch) >= FLUSH_ROWS or time.monotonic() - flushed >= FLUSH_SECONDS:
+            if len(self.batch) >= _FORKED_FLUSH_ROWS or time.monotonic() - flushed >= FLUSH_SECONDS:
                 self.batch.flush()
                 flushed = time.monotonic()
 

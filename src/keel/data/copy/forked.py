@@ -5,7 +5,7 @@ them. Threads cannot share that work (every system call hands the GIL back and
 forth), but processes can: the kernel's file creation scales across cores, and so
 does the Python. The parent forks ``processes`` children after the plan is saved;
 each copies its share of the plan with the same :class:`~keel.data.copy.transfer.Transfer`
-the parent would use, and streams one line of JSON per finished file back through
+the parent would use, and streams one line per finished file back through
 a pipe. The parent records those outcomes as they arrive (status batches, counters,
 the manifest, the progress bar), so a ``kill -9`` loses no more than with one process:
 files landed but not yet recorded are adopted by ``--resume``.
@@ -185,19 +185,30 @@ def _send(pipe: int, lines: list[bytes]) -> None:
 
 
 def _encode(index: int, outcome: Outcome) -> bytes:
-    fields = [
-        index,
+    """One line, tab-separated; the error (free text) is JSON, which escapes tabs and newlines."""
+    error = "" if outcome.error is None else json.dumps(outcome.error)
+    fields = (
+        str(index),
         outcome.status,
-        outcome.digest,
-        outcome.error,
-        outcome.sent,
-        outcome.restarted,
-        outcome.adopted,
-        outcome.store_hash,
-    ]
-    return json.dumps(fields, separators=(",", ":")).encode() + b"\n"
+        outcome.digest or "",
+        error,
+        str(outcome.sent),
+        "1" if outcome.restarted else "",
+        "1" if outcome.adopted else "",
+        outcome.store_hash or "",
+    )
+    return "\t".join(fields).encode() + b"\n"
 
 
 def _decode(line: bytes) -> tuple[int, Outcome]:
-    index, status, digest, error, sent, restarted, adopted, store_hash = json.loads(line)
-    return index, Outcome(status, digest, error, sent, restarted, adopted, store_hash)
+    index, status, digest, error, sent, restarted, adopted, store_hash = line.decode().split("\t")
+    outcome = Outcome(
+        status,
+        digest or None,
+        json.loads(error) if error else None,
+        int(sent),
+        bool(restarted),
+        bool(adopted),
+        store_hash or None,
+    )
+    return int(index), outcome
