@@ -16,8 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlparse
-from urllib.request import url2pathname
+from urllib.parse import unquote, urlparse
 
 from keel.artifacts.paths import contain, safe_relative_path
 from keel.errors import NotFound, Unavailable
@@ -208,7 +207,11 @@ def _local_path(url: str) -> Path | None:
     """The folder a ``file://`` URL or plain path names; None for remote stores."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
-        return Path(url2pathname(parsed.path))
+        if os.name == "nt":  # drive letters; urllib.request (and http.client with it) only here
+            from urllib.request import url2pathname
+
+            return Path(url2pathname(parsed.path))
+        return Path(unquote(parsed.path))  # what url2pathname does on POSIX
     if parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):
         return Path(url)
     return None

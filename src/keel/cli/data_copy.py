@@ -96,6 +96,8 @@ def copy_command(
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Copy files between local folders, datastores and URLs, verified, as a resumable job."""
+    if source is not None and resume is None and not dry_run:
+        _read_ahead(source)
     from keel.data.copy import CopyRequest, Options, copy
     from keel.data.copy import resume as resume_copy
     from keel.errors import InvalidInput
@@ -119,6 +121,15 @@ def copy_command(
     request = CopyRequest((source,), destination, options)
     result = copy(workspace, request, reporter=reporter, experiment=experiment, dry_run=dry_run)
     _report(result, output, dry_run=dry_run)
+
+
+def _read_ahead(source: str) -> None:
+    """A large local source starts loading while the engine is imported (Python's start-up)."""
+    from keel.data.copy.readahead import read_ahead
+    from keel.data.locations import local_path, names_local_path
+
+    if names_local_path(source):
+        read_ahead(local_path(source))
 
 
 def _reporter(progress: bool | None, output: OutputFormat) -> Any:

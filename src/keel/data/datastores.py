@@ -17,7 +17,6 @@ import ipaddress
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -198,36 +197,12 @@ def _datastore(row: Any) -> Datastore:
 # -- access --------------------------------------------------------------------------------
 
 
-class LocalFiles:
-    """This machine's files: fsspec's ``LocalFileSystem`` once more than the protocol is asked.
-
-    Local copies, listings and hashes use ``os`` calls and need only the protocol, while
-    importing fsspec costs about 50 ms of every command that names a local path.
-    """
-
-    protocol = ("file", "local")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(_fsspec_local(), name)
-
-    def __repr__(self) -> str:
-        return "LocalFiles()"
-
-
-@cache
-def _fsspec_local() -> Any:
-    import fsspec
-
-    return fsspec.filesystem("file")
-
-
-LOCAL_FILES = LocalFiles()
-
-
 def open_filesystem(workspace: Workspace, datastore: Datastore) -> tuple[Any, str]:
     """An fsspec filesystem for the datastore and the path of its root inside it."""
     settings = datastore.settings
     if datastore.type == "local":
+        from keel.data.locations import LOCAL_FILES
+
         return LOCAL_FILES, settings["path"]
     import fsspec
 
