@@ -88,6 +88,12 @@ def test_only_many_small_local_files_without_a_limit_fork(workspace: Workspace, 
     assert not forks(transfer(), small, 1)  # --max-concurrency 1: this thread alone
     assert not forks(transfer(), large, 2)  # large files: threads (hashing releases the GIL)
     assert not forks(transfer(Throttle(1 << 20)), small, 2)  # a limit would apply per process
+    # Not from another thread (a pipeline step, beside other steps' threads).
+    decided: list[bool] = []
+    helper = threading.Thread(target=lambda: decided.append(forks(transfer(), small, 2)))
+    helper.start()
+    helper.join()
+    assert decided == [False]
 
 
 def test_shares_deal_runs_of_consecutive_files_to_each_child() -> None:

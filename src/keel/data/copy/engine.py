@@ -74,10 +74,16 @@ def _small_files(items: Sequence[Item]) -> bool:
 
 
 def forks(transfer: Transfer, items: Sequence[Item], workers: int) -> bool:
-    """Whether small local files go to forked processes (a bandwidth limit is per process)."""
+    """Whether small local files go to forked processes.
+
+    Not under a bandwidth limit (it would hold per process), and only from the main
+    thread: a copy running as a pipeline step shares its process with other steps'
+    threads, one of which could hold a lock a child would need (see :mod:`keel.data.copy.forked`).
+    """
     return (
         workers > 1
         and can_fork()
+        and threading.current_thread() is threading.main_thread()
         and transfer.throttle is None
         and _all_local(transfer)
         and _small_files(items)

@@ -10,10 +10,12 @@ a pipe. The parent records those outcomes as they arrive (status batches, counte
 the manifest, the progress bar), so a ``kill -9`` loses no more than with one process:
 files landed but not yet recorded are adopted by ``--resume``.
 
-Stopping is cooperative: a byte in a shared page tells the children to stop between
-files, so every file that lands is reported. Children die with the parent
-(``PR_SET_PDEATHSIG``), ignore Ctrl-C (the parent decides), touch neither the
-database nor the terminal, and leave with ``os._exit``. A child that dies anyway
+Forking happens from the main thread only (a copy that runs as a pipeline step, beside
+other steps' threads, uses threads instead). Stopping is cooperative: a byte in a
+shared page tells the children to stop between files, so every file that lands is
+reported. Children die with the parent (``PR_SET_PDEATHSIG``), ignore Ctrl-C (the
+parent decides), touch neither the database nor the terminal, and leave with
+``os._exit``. A child that dies anyway
 leaves its unreported files pending; the parent copies those itself.
 """
 
@@ -26,6 +28,7 @@ import os
 import selectors
 import signal
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
@@ -96,7 +99,7 @@ class _Forked:
         try:
             for share in shares(len(self.items), processes):
                 read, write = os.pipe()
-                pid = os.fork()
+                pid = _fork()
                 if pid == 0:  # the child: never returns
                     os.close(read)
                     self._child(share, write, parent)
@@ -166,6 +169,18 @@ class _Forked:
             code = 1
         finally:
             os._exit(code)
+
+
+def _fork() -> int:
+    with warnings.catch_warnings():
+        # Python 3.12+ warns that forking a threaded process may deadlock the child if it takes
+        # a lock another thread held. The engine forks from the main thread only, and a child
+        # takes none of the parent's locks: it reads and writes files, hashes, and writes to
+        # its pipe; it never touches the database, the terminal or the logs.
+        warnings.filterwarnings(
+            "ignore", message=r".*fork\(\) may lead to deadlocks", category=DeprecationWarning
+        )
+        return os.fork()
 
 
 def _die_with(parent: int) -> None:
