@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from keel.data.copy.forked import FORK_MIN_FILES, can_fork, run_forked, unreported
 from keel.data.copy.listing import label, store_kind
 from keel.data.copy.manifests import ManifestBuilder
-from keel.data.copy.plan import DONE, FLUSH_ROWS, FLUSH_SECONDS, SKIPPED, Item, StatusBatch
+from keel.data.copy.plan import DONE, SKIPPED, Item, StatusBatch
 from keel.data.copy.progress import Counters, Reporter
 from keel.data.copy.records import JobLog
 from keel.data.copy.transfer import Outcome, Transfer
@@ -147,18 +147,13 @@ class Engine:
     def _run_here(self) -> bool:
         """One file at a time, in this thread: no worker to hand files and outcomes to, so no
         thread waits for the GIL while another holds it between two system calls."""
-        flushed = time.monotonic()
         try:
             while self.items:
-                if self.cancel.is_set():
-                    self.log.write("stopping: the copy was canceled")
-                    self.stopping.set()
+                if self._canceled():
                     break
                 item = self.items.popleft()
                 self._apply(item, self.transfer.run(item))
-                if len(self.batch) >= FLUSH_ROWS or time.monotonic() - flushed >= FLUSH_SECONDS:
-                    self.batch.flush()
-                    flushed = time.monotonic()
+                self.batch.flush_if_due()
         finally:
             self.batch.flush()
         return not self.stopping.is_set()
@@ -167,14 +162,6 @@ class Engine:
         """Child processes copy; this thread records, then copies what no child reported."""
         items = list(self.items)
         self.items.clear()
-        flushed = time.monotonic()
-
-        def tick() -> None:  # smaller batches: written while the children copy, not after
-            nonlocal flushed
-            if len(self.batch) >= _FORKED_FLUSH_ROWS or time.monotonic() - flushed >= FLUSH_SECONDS:
-                self.batch.flush()
-                flushed = time.monotonic()
-
         try:
             finished = run_forked(
                 self.transfer,
@@ -182,7 +169,8 @@ class Engine:
                 self.threads,
                 apply=self._apply,
                 should_stop=self._canceled,
-                tick=tick,
+                # Smaller batches than usual: written while the children copy, not after them.
+                tick=lambda: self.batch.flush_if_due(_FORKED_FLUSH_ROWS),
             )
         finally:
             self.batch.flush()
@@ -192,6 +180,7 @@ class Engine:
         return self._run_here()
 
     def _canceled(self) -> bool:
+        """Whether to stop: canceled now (said once in the job's log) or before."""
         if self.cancel.is_set() and not self.stopping.is_set():
             self.log.write("stopping: the copy was canceled")
             self.stopping.set()
@@ -218,7 +207,6 @@ class Engine:
             self.results.put(None)
 
     def _collect(self, running: int) -> None:
-        flushed = time.monotonic()
         while running:
             try:
                 results = self.results.get(timeout=_POLL_SECONDS)
@@ -230,12 +218,8 @@ class Engine:
                 else:
                     for item, outcome in results:
                         self._apply(item, outcome)
-            if self.cancel.is_set() and not self.stopping.is_set():
-                self.log.write("stopping: the copy was canceled")
-                self.stopping.set()
-            if len(self.batch) >= FLUSH_ROWS or time.monotonic() - flushed >= FLUSH_SECONDS:
-                self.batch.flush()
-                flushed = time.monotonic()
+            self._canceled()
+            self.batch.flush_if_due()
 
     def _drain(self) -> None:
         """Record what finished while stopping (workers are joined by now)."""

@@ -11,6 +11,7 @@ finds it already there (see ``Transfer.adopt``) rather than sending it again.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -167,6 +168,7 @@ class StatusBatch:
         self._sql = _driver_sql(
             store, "UPDATE copy_items SET status = ?, digest = ?, error = ? WHERE job_id = ? AND path = ?"
         )
+        self._flushed = time.monotonic()
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -174,7 +176,13 @@ class StatusBatch:
     def add(self, item: Item) -> None:
         self._rows.append((item.status, item.digest, item.error, self._job_id, item.path))
 
+    def flush_if_due(self, rows: int = FLUSH_ROWS) -> None:
+        """Flush once ``rows`` changes wait or ``FLUSH_SECONDS`` have passed since the last flush."""
+        if len(self._rows) >= rows or time.monotonic() - self._flushed >= FLUSH_SECONDS:
+            self.flush()
+
     def flush(self) -> None:
+        self._flushed = time.monotonic()
         if not self._rows:
             return
         rows, self._rows = self._rows, []
