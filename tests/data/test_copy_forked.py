@@ -27,17 +27,14 @@ from keel.data.copy.transfer import Transfer
 from keel.tracking.entities import JobStatus
 from keel.tracking.jobs import get_job
 from keel.workspace import Workspace
-from tests.data.test_copy_local import contents, keel
+from tests.data.test_copy_local import contents, keel, make_tree
 
 FILES = 2 * FORK_MIN_FILES
 
 
 def small_tree(root: Path, count: int = FILES, size: int = 700) -> dict[str, bytes]:
     files = {f"d{n // 250:02d}/f{n:05d}.bin": os.urandom(size) for n in range(count)}
-    for relative, data in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+    make_tree(root, files)
     return files
 
 

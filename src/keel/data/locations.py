@@ -87,16 +87,16 @@ def resolve_location(workspace: Workspace, text: str, *, base: Path | None = Non
     match = _DATASTORE_URI.match(text)
     if match is not None:
         return in_datastore(workspace, match.group(1), match.group(2))
+    if names_local_path(text):
+        local = local_path(text, base=base)
+        return Location(LOCAL_FILES, local, local)
     url = _URL.match(text)
-    if url is not None and url.group(1).lower() != "file":
+    if url is not None:
         return _fsspec_url(text, url.group(1).lower())
-    if text.startswith("azureml:"):
-        raise InvalidInput(
-            f"{text} is a data asset reference, not a location",
-            hint="resolve it with keel.data.assets, or use azureml://datastores/<name>/paths/<path>",
-        )
-    local = local_path(text, base=base)
-    return Location(LOCAL_FILES, local, local)
+    raise InvalidInput(
+        f"{text} is a data asset reference, not a location",
+        hint="resolve it with keel.data.assets, or use azureml://datastores/<name>/paths/<path>",
+    )
 
 
 def names_local_path(text: str) -> bool:
