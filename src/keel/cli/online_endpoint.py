@@ -115,9 +115,9 @@ def update(
         if mirror_traffic is not None
         else (spec.mirror_traffic if spec else None)
     )
-    tags = (
-        {k: "" if v is None else str(v) for k, v in (spec.tags or {}).items()} if spec and spec.tags else None
-    )
+    from keel.tracking.validation import text_values
+
+    tags = text_values(spec.tags) if spec and spec.tags else None
     from keel.endpoints.online.client import poke
 
     workspace = open_workspace(ctx)

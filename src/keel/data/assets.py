@@ -40,6 +40,7 @@ from keel.data.manifest import Expect, Manifest, copy_checked, is_pattern, scan
 from keel.errors import Conflict, InvalidInput, NotFound
 from keel.jobs.content import DigestCache, cas_path, commit, is_committed, staging_folder
 from keel.store.schema import data_assets, jobs
+from keel.tracking.validation import text_values
 from keel.workspace import Workspace
 
 _log = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ def create_from_file(
         type=spec.type,
         version=None if spec.version is None else str(spec.version),
         description=spec.description,
-        tags={k: "" if v is None else str(v) for k, v in (spec.tags or {}).items()},
+        tags=text_values(spec.tags),
     )
     try:
         _check(request)

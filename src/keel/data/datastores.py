@@ -26,6 +26,7 @@ from keel.clock import now_ms
 from keel.data import secrets
 from keel.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unavailable
 from keel.store.schema import data_assets, datastores
+from keel.tracking.validation import text_values
 from keel.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ def create_datastore(
         type=spec.type,
         settings=_settings(spec, base),
         description=spec.description,
-        tags={k: "" if v is None else str(v) for k, v in (spec.tags or {}).items()},
+        tags=text_values(spec.tags),
         credentials=_sealed(workspace, spec),
     )
     if verify:

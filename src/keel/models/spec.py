@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from keel.errors import InvalidInput, NotFound
 from keel.models.registry import ModelVersion, Request, register
+from keel.tracking.validation import text_values
 from keel.workspace import Workspace
 
 _Scalar = str | int | float | bool | None
@@ -70,7 +71,7 @@ def create_from_file(
         raise source.error(
             ("type",), "triton_model is not supported", hint="use custom_model or mlflow_model"
         )
-    properties = _strings(spec.properties)
+    properties = text_values(spec.properties)
     if spec.stage is not None:
         properties["stage"] = spec.stage
     request = Request(
@@ -79,7 +80,7 @@ def create_from_file(
         type=spec.type,
         version=None if spec.version is None else str(spec.version),
         description=spec.description,
-        tags=_strings(spec.tags),
+        tags=text_values(spec.tags),
         properties=properties,
         job_name=spec.job_name,
         reuse_latest=True,
@@ -95,10 +96,6 @@ def create_from_file(
 
 def _is_local(value: str) -> bool:
     return "://" not in value and not value.startswith(("azureml:", "runs:", "models:", "mlflow-artifacts:"))
-
-
-def _strings(values: Mapping[str, _Scalar] | None) -> dict[str, str]:
-    return {str(k): "" if v is None else str(v) for k, v in (values or {}).items()}
 
 
 def _field_of(message: str) -> str | None:

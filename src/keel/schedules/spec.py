@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from keel.schedules import timing
 from keel.specs.checks import File, first_problem
 from keel.specs.source import Source, read_yaml
+from keel.tracking.validation import text_values
 
 CATCHUP = ("all", "latest", "none")
 TRIGGER_TYPES = ("cron", "recurrence", "tumbling_window", "storage_event", "event", "job_completed")
@@ -213,7 +214,7 @@ def parse_schedule(raw: Any, file: File) -> ScheduleDefinition:
         source_file=file.source.file,
         display_name=doc.display_name,
         description=doc.description,
-        tags={k: "" if v is None else str(v) for k, v in (doc.tags or {}).items()},
+        tags=text_values(doc.tags),
         enabled=doc.is_enabled,
         secret=secret,
     )

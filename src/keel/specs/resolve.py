@@ -54,6 +54,7 @@ from keel.specs.resolved import (
     SweepPlan,
 )
 from keel.specs.source import Source, read_yaml
+from keel.tracking.validation import text_values
 
 Model = TypeVar("Model", bound=BaseModel)
 # (name, version or None for latest) -> the registered component (raises LookupError if none)
@@ -101,7 +102,7 @@ class Resolver:
             display_name=job.display_name,
             experiment_name=job.experiment_name,
             description=job.description,
-            tags={k: "" if v is None else str(v) for k, v in (job.tags or {}).items()},
+            tags=text_values(job.tags),
             settings=settings,
             notices=list(dict.fromkeys(self.notices)),
             source_file=source.file,
@@ -175,7 +176,7 @@ class Resolver:
         if job.environment_variables:
             variables = {
                 **component.environment_variables,
-                **_text_values(job.environment_variables),
+                **text_values(job.environment_variables),
             }
             update["environment_variables"] = variables
         return component.model_copy(update=update) if update else component
@@ -187,7 +188,7 @@ class Resolver:
             command=job.command,
             code=self._code(job.code, file, (*where, "code")),
             environment=self._environment(job.environment),
-            environment_variables=_text_values(job.environment_variables),
+            environment_variables=text_values(job.environment_variables),
             inputs={key: infer_decl(value) for key, value in job.inputs.items()},
             outputs=_output_decls(job.outputs),
             is_deterministic=job.is_deterministic if job.is_deterministic is not None else True,
@@ -276,7 +277,7 @@ class Resolver:
             command=spec.command,
             code=self._code(spec.code, file, (*where, "code")),
             environment=self._environment(spec.environment),
-            environment_variables=_text_values(spec.environment_variables),
+            environment_variables=text_values(spec.environment_variables),
             inputs=spec.inputs,
             outputs=spec.outputs,
             is_deterministic=spec.is_deterministic,
@@ -515,7 +516,7 @@ class Resolver:
             command=command,
             code=self._code(trial.code, file, (*where, "trial", "code")),
             environment=self._environment(trial.environment),
-            environment_variables=_text_values(trial.environment_variables),
+            environment_variables=text_values(trial.environment_variables),
             inputs=inputs,
             outputs=probe.outputs,
             source=file.source.file,
@@ -560,7 +561,3 @@ def _search_decl(spec: SearchParam) -> InputDecl:
 
 def _optional(decl: InputDecl) -> InputDecl:
     return decl.model_copy(update={"optional": True})
-
-
-def _text_values(values: dict[str, Any]) -> dict[str, str]:
-    return {key: "" if value is None else str(value) for key, value in values.items()}

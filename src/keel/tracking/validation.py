@@ -95,6 +95,11 @@ def check_display_name(name: Any, what: str) -> str:
     return name
 
 
+def text_values(values: Mapping[Any, Any] | None) -> dict[str, str]:
+    """YAML tags or variables as text, as Azure ML keeps them: strings, and a null as ''."""
+    return {str(key): "" if value is None else str(value) for key, value in (values or {}).items()}
+
+
 def stringify_mapping(values: Mapping[str, Any] | None, what: str) -> dict[str, str]:
     """Check keys and turn values into strings, for params and tags given as dicts."""
     if values is None:

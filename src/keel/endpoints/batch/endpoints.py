@@ -34,6 +34,7 @@ from keel.endpoints.batch.specs import (
 )
 from keel.errors import Conflict, InvalidInput, NotFound
 from keel.store.schema import batch_deployments, batch_endpoints
+from keel.tracking.validation import text_values
 from keel.workspace import Workspace
 
 _REFERENCE_PREFIXES = ("azureml:", "models:/")
@@ -121,7 +122,7 @@ def create_endpoint(workspace: Workspace, loaded: LoadedSpec, *, name: str | Non
     row = {
         "name": endpoint_name,
         "description": spec.description,
-        "tags": json.dumps(_strings(spec.tags)),
+        "tags": json.dumps(text_values(spec.tags)),
         "auth_mode": spec.auth_mode,
         "default_deployment": default,
         "created_at": now,
@@ -179,7 +180,7 @@ def update_endpoint(
     if description is not None:
         values["description"] = description
     if tags:
-        values["tags"] = json.dumps({**endpoint.tags, **_strings(tags)})
+        values["tags"] = json.dumps({**endpoint.tags, **text_values(tags)})
     if default_deployment is not None:
         if default_deployment not in endpoint.deployments:
             known = ", ".join(endpoint.deployments) or "none yet"
@@ -265,7 +266,7 @@ def _resolved(workspace: Workspace, loaded: LoadedSpec) -> dict[str, Any]:
         )
     return {
         "description": spec.description,
-        "tags": json.dumps(_strings(spec.tags)),
+        "tags": json.dumps(text_values(spec.tags)),
         "model_name": model.name,
         "model_version": model.version,
         "code_digest": code_digest,
@@ -508,7 +509,3 @@ def _deployment(row: Any) -> BatchDeployment:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
-
-
-def _strings(values: Mapping[str, Any] | None) -> dict[str, str]:
-    return {str(k): "" if v is None else str(v) for k, v in (values or {}).items()}

@@ -42,6 +42,7 @@ from keel.errors import InvalidInput
 from keel.specs.checks import File, first_problem
 from keel.specs.load import apply_override
 from keel.specs.source import LocatedDict, Source, read_yaml
+from keel.tracking.validation import text_values
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{2,31}$")
 NAME_HINT = "3 to 32 letters, digits and '-', starting with a letter (as Azure ML requires)"
@@ -306,7 +307,7 @@ def effective_settings(spec: DeploymentSpec) -> Settings:
         instance_count=instance_count,
         max_retries=retry.max_retries,
         timeout=float(retry.timeout),
-        environment_variables={k: "" if v is None else str(v) for k, v in variables.items()},
+        environment_variables=text_values(variables),
     )
 
 

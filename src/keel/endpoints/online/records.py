@@ -23,6 +23,7 @@ from keel.endpoints.online import auth
 from keel.endpoints.online.specs import EndpointSpec
 from keel.errors import Conflict, InvalidInput, NotFound
 from keel.store.schema import online_deployments, online_endpoints
+from keel.tracking.validation import text_values
 from keel.workspace import Workspace
 
 MAX_MIRROR_PERCENT = 50
@@ -121,7 +122,7 @@ def create_endpoint(workspace: Workspace, spec: EndpointSpec) -> Endpoint:
     row = {
         "name": spec.name,
         "description": spec.description,
-        "tags": json.dumps(_tags(spec.tags)),
+        "tags": json.dumps(text_values(spec.tags)),
         "auth_mode": spec.auth_mode,
         "credentials": auth.seal(auth.new_credentials(), workspace.config.root),
         "traffic": "{}",
@@ -303,10 +304,6 @@ def _nonzero(shares: dict[str, int]) -> dict[str, int]:
     return {name: share for name, share in shares.items() if share}
 
 
-def _tags(tags: dict[str, Any] | None) -> dict[str, str]:
-    return {k: "" if v is None else str(v) for k, v in (tags or {}).items()}
-
-
 # -- deployments ---------------------------------------------------------------------------
 
 
@@ -328,7 +325,7 @@ def insert_deployment(
             "endpoint_id": found.id,
             "name": name,
             "description": description,
-            "tags": json.dumps(_tags(tags)),
+            "tags": json.dumps(text_values(tags)),
             "model_name": settings["model"]["name"],
             "model_version": settings["model"]["version"],
             "spec": json.dumps(settings),
@@ -374,7 +371,7 @@ def replace_deployment(
         if description is not None:
             values["description"] = description
         if tags is not None:
-            values["tags"] = json.dumps(_tags(tags))
+            values["tags"] = json.dumps(text_values(tags))
         conn.execute(update(online_deployments).where(online_deployments.c.id == row.id).values(**values))
     return get_deployment(workspace, endpoint, name)
 
