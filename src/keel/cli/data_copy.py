@@ -96,8 +96,8 @@ def copy_command(
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Copy files between local folders, datastores and URLs, verified, as a resumable job."""
-    if source is not None and resume is None and not dry_run:
-        _read_ahead(source)
+    if source is not None and not (resume or dry_run or sync or incremental):
+        _read_ahead(source)  # not when the file may well be skipped as unchanged
     from keel.data.copy import CopyRequest, Options, copy
     from keel.data.copy import resume as resume_copy
     from keel.errors import InvalidInput

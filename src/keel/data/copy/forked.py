@@ -45,7 +45,7 @@ Apply = Callable[[Item, Outcome], None]
 
 
 def can_fork() -> bool:
-    return hasattr(os, "fork") and hasattr(os, "O_CLOEXEC")
+    return hasattr(os, "fork")
 
 
 def shares(count: int, processes: int) -> list[list[int]]:
